@@ -1,0 +1,146 @@
+"""Checkpoint folders: ``config.json`` + ``model.safetensors`` (+ ``training_state.pt``).
+
+A folder is written next to its final place under a temporary name and renamed into place only when
+every file is complete, so a crash or kill during a write leaves the previous checkpoint intact.
+``load_model(folder)`` rebuilds the model from the folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_checkpoint", "load_model", "load_config", "CheckpointError"]
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "training_state.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing files or does not match its config."""
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model: torch.nn.Module,
+    extra: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically write ``folder`` (replacing an earlier checkpoint there only once the new one is whole).
+
+    ``extra`` is merged into config.json (e.g. the preset); ``training_state`` is saved with torch.save
+    and must hold only tensors and plain Python (it is read back with ``weights_only=True``).
+    """
+    from safetensors.torch import save_file
+
+    from inrgen.configs.base import config_to_dict
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder.parent, os.W_OK):
+        raise PermissionError(f"cannot write a checkpoint into {folder.parent}: the folder is not writable")
+    cfg = {
+        "model": getattr(model, "model_name", type(model).__name__),
+        "model_config": config_to_dict(model.config),
+        "format": "inrgen-checkpoint-1",
+    }
+    if extra:
+        cfg.update({k: v for k, v in extra.items() if k not in ("model", "model_config")})
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(_untie(state), str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses shared storage: clone tensors that alias another entry."""
+    seen: dict[int, str] = {}
+    out = {}
+    for k, v in state.items():
+        ptr = v.data_ptr() if v.numel() else -id(v)
+        out[k] = v.clone() if ptr in seen else v
+        seen[ptr] = k
+    return out
+
+
+def load_config(folder: str | os.PathLike) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist (expected a folder with {CONFIG})")
+    path = folder / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not an inrgen checkpoint: {CONFIG} is missing")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from err
+    if "model" not in cfg or "model_config" not in cfg:
+        raise CheckpointError(f"{path} lacks the 'model' and 'model_config' entries of an inrgen checkpoint")
+    return cfg
+
+
+def load_model(folder: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild the model saved in ``folder`` from the folder alone."""
+    from safetensors.torch import load_file
+
+    import inrgen.models  # noqa: F401
+    from inrgen.configs.base import config_from_dict
+    from inrgen.models.base import MODELS
+
+    folder = Path(folder)
+    cfg = load_config(folder)
+    name = cfg["model"]
+    if name not in MODELS:
+        raise CheckpointError(f"{folder}: unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    cls = MODELS[name]
+    try:
+        config = config_from_dict(cls.config_class, cfg["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder}/{CONFIG} does not match {cls.__name__}'s config: {err}") from err
+    model = cls(config)
+    wpath = folder / WEIGHTS
+    if not wpath.is_file():
+        raise CheckpointError(f"{folder} is missing {WEIGHTS}")
+    try:
+        state = load_file(str(wpath), device=str(map_location))
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{wpath} cannot be read ({err}); the file is corrupt or truncated") from err
+    for k, v in model.state_dict().items():
+        if k in state and state[k].shape != v.shape:
+            raise CheckpointError(
+                f"{wpath}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
+            )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{wpath} does not match the model in {CONFIG}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    model.eval()
+    return model
