@@ -36,7 +36,11 @@ from torch import Tensor
 
 from inrgen import coords as C
 
-__all__ = ["PointSet", "PointSetPair", "collate"]
+__all__ = ["PointSet", "PointSetPair", "collate", "PER_ITEM_META"]
+
+# meta entries that hold one row per item (a tensor with the batch as first dimension): they are sliced
+# with the batch and concatenated by `collate`. Every other meta entry describes the whole set.
+PER_ITEM_META = ("labels", "index", "c2w", "K")
 
 Kind = Literal["grid", "sphere", "rays", "points"]
 
@@ -153,7 +157,7 @@ class PointSet:
             coords=self.coords[idx],
             values=self.values[idx],
             mask=None if self.mask is None else self.mask[idx],
-            meta=dict(self.meta),
+            meta=_slice_meta(self.meta, idx),
         )
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> PointSet:
@@ -331,14 +335,29 @@ class PointSet:
             if grid_shape is not None and all(it.coords.stride(0) == 0 for it in items):
                 if all(torch.equal(it.coords[0], first.coords[0]) for it in items):
                     coords = first.coords[:1].expand(coords.shape[0], -1, -1)
-            return PointSet(coords, values, mask, grid_shape, first.kind, dict(first.meta))
+            return PointSet(coords, values, mask, grid_shape, first.kind, _cat_meta(items))
         cs, vs, ms = [], [], []
         for it in items:
             pad = n_max - it.num_points
             cs.append(torch.nn.functional.pad(it.coords, (0, 0, 0, pad)))
             vs.append(torch.nn.functional.pad(it.values, (0, 0, 0, pad)))
             ms.append(torch.nn.functional.pad(it.observed, (0, pad), value=False))
-        return PointSet(torch.cat(cs), torch.cat(vs), torch.cat(ms), None, first.kind, {})
+        return PointSet(torch.cat(cs), torch.cat(vs), torch.cat(ms), None, first.kind, _cat_meta(items))
+
+
+def _slice_meta(meta: dict[str, Any], idx) -> dict[str, Any]:
+    return {k: (v[idx] if k in PER_ITEM_META and isinstance(v, Tensor) else v) for k, v in meta.items()}
+
+
+def _cat_meta(items: Sequence[PointSet]) -> dict[str, Any]:
+    out = dict(items[0].meta)
+    for k in PER_ITEM_META:
+        vals = [it.meta.get(k) for it in items]
+        if all(isinstance(v, Tensor) for v in vals):
+            out[k] = torch.cat(vals)  # type: ignore[arg-type]
+        else:
+            out.pop(k, None)
+    return out
 
 
 @dataclass
