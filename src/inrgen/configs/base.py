@@ -210,6 +210,11 @@ def field_paths(cfg: Any, prefix: str = "") -> list[str]:
 def _parse_value(text: str) -> Any:
     import yaml
 
+    for conv in (int, float):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            return conv(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
