@@ -29,8 +29,10 @@ def __getattr__(name: str):
     import inrgen.models as _models
 
     for cls in _models.MODELS.values():
-        if cls.__name__ == name or getattr(cls, "config_class", None).__name__ == name:
-            return cls if cls.__name__ == name else cls.config_class
+        if cls.__name__ == name:
+            return cls
+        if cls.config_class.__name__ == name:
+            return cls.config_class
     raise AttributeError(f"module 'inrgen' has no attribute {name!r}")
 
 

@@ -78,7 +78,7 @@ def reconstruct(model: INRModel, points: PointSet, chunk_size: int | None = None
     return decode_chunked(model, latent, points.coords, chunk_size)
 
 
-def _grid_info(points: PointSet) -> tuple[tuple[int, ...], str]:
+def _grid_info(points: PointSet) -> tuple[tuple[int, ...], C.Align]:
     if points.grid_shape is None or points.kind not in ("grid",):
         raise ValueError(
             "super-resolution needs points from a regular image or volume grid (PointSet.from_image / "
@@ -132,12 +132,16 @@ def generate(
     if (shape is None) == (coords is None):
         raise ValueError("pass exactly one of `shape` (a grid) or `coords`")
     if coords is None:
+        assert shape is not None
         coords = C.grid(shape, align)
     dev = next(model.parameters()).device
     if coords.dim() == 2:
         coords = coords.unsqueeze(0).expand(n, -1, -1)
     coords = coords.to(dev)
-    latent = model.sample_latent(n, generator=generator)  # type: ignore[attr-defined]
+    sample_latent = getattr(model, "sample_latent", None)
+    if sample_latent is None:
+        raise ValueError(f"{type(model).__name__} has no sample_latent(n): it cannot generate")
+    latent = sample_latent(n, generator=generator)
     return decode_chunked(model, latent, coords, chunk_size)
 
 

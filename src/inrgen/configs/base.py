@@ -146,7 +146,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     args = typing.get_args(tp)
     if value is None:
         return None
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
         return config_from_dict(tp, value, path)
     if origin in (typing.Union, types.UnionType):
         for a in args:

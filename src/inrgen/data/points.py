@@ -282,7 +282,9 @@ class PointSet:
 
     # ---------------------------------------------------------------------------------- views
     @classmethod
-    def from_views(cls, images: Tensor, c2w: Tensor, K: Tensor, convention: str = "opengl") -> PointSet:
+    def from_views(
+        cls, images: Tensor, c2w: Tensor, K: Tensor, convention: Literal["opengl", "opencv"] = "opengl"
+    ) -> PointSet:
         """From views ``(B, V, C, H, W)`` with poses ``(B, V, 4, 4)`` and intrinsics ``(3, 3)`` or
         ``(B, V, 3, 3)``: coords are the 6-D Plücker rays of every pixel, ``grid_shape = (V, H, W)``."""
         if images.dim() == 4:

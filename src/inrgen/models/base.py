@@ -58,10 +58,12 @@ class Prediction:
         for name in Prediction._TENSORS:
             vals = [getattr(p, name) for p in parts]
             out[name] = None if any(v is None for v in vals) else torch.cat(vals, dim=dim)
-        return Prediction(**out)
+        return Prediction(**out)  # type: ignore[arg-type]
 
     def detach(self) -> Prediction:
-        kw = {n: (None if getattr(self, n) is None else getattr(self, n).detach()) for n in self._TENSORS}
+        kw: dict[str, Any] = {
+            n: (None if getattr(self, n) is None else getattr(self, n).detach()) for n in self._TENSORS
+        }
         return Prediction(**kw)
 
     def entropy(self) -> Tensor:
@@ -111,6 +113,8 @@ class INRModel(nn.Module):
     model_name: ClassVar[str] = ""
     generative: ClassVar[bool] = False
 
+    config: Any
+
     def __init__(self, config: Any) -> None:
         super().__init__()
         if not dataclasses.is_dataclass(config):
@@ -136,11 +140,11 @@ class INRModel(nn.Module):
     # ------------------------------------------------------------------ shared checks
     @property
     def coord_dim(self) -> int:
-        return int(self.config.coord_dim)
+        return int(self.config.coord_dim)  # type: ignore[union-attr]
 
     @property
     def out_channels(self) -> int:
-        return int(self.config.out_channels)
+        return int(self.config.out_channels)  # type: ignore[union-attr]
 
     def check_coords(self, coords: Tensor, what: str = "coords") -> None:
         if coords.dim() != 3 or coords.shape[-1] != self.coord_dim:

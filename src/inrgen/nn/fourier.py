@@ -84,6 +84,7 @@ class LogSpacedFourierFeatures(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"expected coordinates (..., {self.in_dim}), got {tuple(x.shape)}")
-        proj = math.pi * x.unsqueeze(-1) * self.freqs.to(x.dtype)  # (..., d, n)
+        freqs: Tensor = self.freqs  # type: ignore[assignment]
+        proj = math.pi * x.unsqueeze(-1) * freqs.to(x.dtype)  # (..., d, n)
         proj = proj.flatten(-2)
         return torch.cat([proj.cos(), proj.sin()], dim=-1)
