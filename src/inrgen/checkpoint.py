@@ -3,6 +3,11 @@
 A folder is written next to its final place under a temporary name and renamed into place only when
 every file is complete, so a crash or kill during a write leaves the previous checkpoint intact.
 ``load_model(folder)`` rebuilds the model from the folder alone.
+
+The one moment a folder is absent is between moving the previous checkpoint aside (to
+``.<name>.old-<pid>``) and renaming the new one into place; a process killed exactly then leaves the
+previous checkpoint there, and :func:`recover_checkpoint` (called by every load and save) moves it back.
+Temporary folders of killed writes (``.<name>.tmp-*``) are removed by the next save.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_model", "load_config", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_model", "load_config", "recover_checkpoint", "CheckpointError"]
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -46,6 +51,9 @@ def save_checkpoint(
     folder.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(folder.parent, os.W_OK):
         raise PermissionError(f"cannot write a checkpoint into {folder.parent}: the folder is not writable")
+    recover_checkpoint(folder)
+    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed write
+        shutil.rmtree(stale, ignore_errors=True)
     cfg = {
         "model": getattr(model, "model_name", type(model).__name__),
         "model_config": config_to_dict(model.config),
@@ -89,8 +97,25 @@ def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def recover_checkpoint(folder: str | os.PathLike) -> bool:
+    """If ``folder`` is missing because a write was killed while swapping folders, move the previous
+    checkpoint (``.<name>.old-<pid>``) back into place. Returns True when it did."""
+    folder = Path(folder)
+    if folder.exists() or not folder.parent.is_dir():
+        return False
+    olds = sorted(
+        (p for p in folder.parent.glob(f".{folder.name}.old-*") if (p / CONFIG).is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not olds:
+        return False
+    os.replace(olds[-1], folder)
+    return True
+
+
 def load_config(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
+    recover_checkpoint(folder)
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist (expected a folder with {CONFIG})")
     path = folder / CONFIG

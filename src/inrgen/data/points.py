@@ -40,7 +40,7 @@ __all__ = ["PointSet", "PointSetPair", "collate", "PER_ITEM_META"]
 
 # meta entries that hold one row per item (a tensor with the batch as first dimension): they are sliced
 # with the batch and concatenated by `collate`. Every other meta entry describes the whole set.
-PER_ITEM_META = ("labels", "index", "c2w", "K")
+PER_ITEM_META = ("labels", "index", "c2w", "K", "factors")
 
 Kind = Literal["grid", "sphere", "rays", "points"]
 

@@ -1,0 +1,165 @@
+"""``inrgen datasets``: list the data sources and render examples of any of them to a PNG grid.
+
+    inrgen datasets                                   # every source, its modality, whether it is here
+    inrgen datasets --render mnist -n 16 --out mnist.png
+    inrgen datasets --render era5 --root t2m.nc --split test -n 8 --out era5.png --globe
+    inrgen datasets --render views-synthetic -o n_support=3 --out views.png
+
+Images are tiled as they are; voxels are shaded renders (``inrgen.viz.render_voxels``); fields on the
+sphere are lat-lon maps (or globes with ``--globe``) of the normalised values, unobserved (NaN) cells
+grey; novel views show each object's support views then its query view in one row.
+Also runnable as ``python -m inrgen.data.catalog``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from inrgen.data.datasets import SOURCES, DataSourceError, build_dataset, get_source, source_available
+from inrgen.data.datasets._common import cache_folder, is_generated
+
+__all__ = ["datasets_command", "source_status", "list_sources_table", "render_examples", "parse_options"]
+
+
+def source_status(name: str, root: str | None = None) -> tuple[str, str]:
+    """``(status, location)``: status is "yes", "no", "cached" (generated before) or "generates"."""
+    info = get_source(name)
+    if info.synthetic is not None or (name == "polymnist" and root is None):
+        if root is not None:
+            return ("cached" if is_generated(root) else "generates"), str(root)
+        params = dict(info.generator_defaults)
+        if name == "polymnist":
+            params = {"n_modalities": 5, "seed": 0, "limit": None}
+        folder = cache_folder(name, params)
+        if is_generated(folder):
+            return "cached", str(folder)
+        return ("generates" if source_available(name) else "no"), str(folder)
+    loc = root or info.default_root or "(pass --root)"
+    return ("yes" if source_available(name, root) else "no"), str(loc)
+
+
+def list_sources_table(root: str | None = None) -> str:
+    """The table ``inrgen datasets`` prints."""
+    rows = [("source", "modality", "here", "location", "description")]
+    for name, info in SOURCES.items():
+        status, loc = source_status(name, root)
+        rows.append((name, info.modality, status, loc, info.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    lines.insert(1, "-" * min(160, len(lines[0])))
+    lines.append("")
+    lines.append(
+        "here: yes = files found, no = missing (see location), generates = synthetic, made on first use "
+        "(a few seconds), cached = already generated"
+    )
+    return "\n".join(lines)
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` to a dict; values are Python literals when they parse (``3``, ``0.5``, ``None``,
+    ``(0, 25)``) and strings otherwise."""
+    out: dict[str, Any] = {}
+    for it in items or []:
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {it!r} must look like key=value")
+        try:
+            out[key.strip()] = ast.literal_eval(val)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = val
+    return out
+
+
+def _scale_for(h: int, w: int, target: int = 96) -> int:
+    return max(1, min(8, round(target / max(h, w))))
+
+
+def render_examples(
+    source: str,
+    n: int = 16,
+    out: str | Path = "examples.png",
+    root: str | None = None,
+    split: str = "train",
+    options: dict[str, Any] | None = None,
+    globe: bool = False,
+) -> Path:
+    """Render the first ``n`` items of ``source`` / ``split`` to a PNG grid at ``out``."""
+    from inrgen import viz
+
+    if n < 1:
+        raise ValueError(f"-n must be >= 1, got {n}")
+    info = get_source(source)
+    opts = dict(options or {})
+    if info.modality == "voxel":
+        opts.setdefault("num_points", None)
+    if info.modality == "views":
+        opts.setdefault("n_support", 3)
+    ds = build_dataset(source, root, split, **opts)
+    n = min(n, len(ds))  # type: ignore[arg-type]
+    items = [ds[i] for i in range(n)]
+    nrow = max(1, math.ceil(math.sqrt(n)))
+    if info.modality == "image":
+        imgs = torch.cat([it.to_image() for it in items])
+        return viz.save_image_grid(imgs, out, nrow=nrow, scale=_scale_for(*imgs.shape[-2:]))
+    if info.modality == "voxel":
+        imgs = torch.stack([viz.render_voxels(it.to_volume()[0]) for it in items])
+        return viz.save_image_grid(imgs, out, nrow=nrow)
+    if info.modality == "sphere":
+        maps = []
+        for it in items:
+            field = it.to_grid(fill=float("nan"))[0, 0]
+            lat, lon = it.meta["lat"], it.meta["lon"]
+            if globe:
+                maps.append(viz.render_globe(field, lat, lon, size=160, vmin=0.0, vmax=1.0))
+            else:
+                maps.append(viz.render_latlon(field, lat, lon, vmin=0.0, vmax=1.0))
+        imgs: Tensor = torch.stack(maps)
+        return viz.save_image_grid(
+            imgs, out, nrow=max(1, math.ceil(math.sqrt(n / 2))), scale=_scale_for(*imgs.shape[-2:], 256)
+        )
+    # views: one row per object, support views then query views
+    rows = viz.views_grid(
+        torch.cat([it.context.to_views() for it in items]), torch.cat([it.target.to_views() for it in items])
+    )
+    v = items[0].context.grid_shape[0] + items[0].target.grid_shape[0]
+    return viz.save_image_grid(rows, out, nrow=v, scale=_scale_for(*rows.shape[-2:]))
+
+
+def datasets_command(args: list[str] | None = None) -> int:
+    """Entry point of ``inrgen datasets`` (returns the exit code)."""
+    p = argparse.ArgumentParser(
+        prog="inrgen datasets",
+        description="List the data sources and whether they are present; render examples to a PNG grid.",
+    )
+    p.add_argument("--render", metavar="NAME", help="render examples of this source")
+    p.add_argument("-n", type=int, default=16, help="number of examples (default 16)")
+    p.add_argument("--out", default=None, help="PNG file to write (default outputs/<NAME>.png)")
+    p.add_argument("--root", default=None, help="where the source's files are (default: its usual place)")
+    p.add_argument("--split", default="train", help="train | val | test | all (default train)")
+    p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="source option (repeatable)")
+    p.add_argument("--globe", action="store_true", help="draw sphere fields as globes instead of maps")
+    ns = p.parse_args(args)
+    try:
+        if ns.render is None:
+            print(list_sources_table(ns.root))
+            return 0
+        out = ns.out or f"outputs/{ns.render}.png"
+        path = render_examples(ns.render, ns.n, out, ns.root, ns.split, parse_options(ns.option), ns.globe)
+    except (DataSourceError, KeyError, ValueError, TypeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"inrgen datasets: error: {msg}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(datasets_command())

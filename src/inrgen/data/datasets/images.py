@@ -1,0 +1,262 @@
+"""Image folders: any tree of PNG / JPEG files, resized and centre-cropped to one size (CelebA-HQ too).
+
+Each image is scaled so that it covers the target ``(H, W)`` (``s = max(H / h, W / w)``, bicubic, which
+PIL low-pass filters when it shrinks) and the central ``H x W`` window is kept: torchvision's
+``Resize(min side) + CenterCrop`` for square targets. Values are ``uint8 / 255`` in [0, 1]; RGBA and LA
+images are composited on white, palette images expanded, 16-bit images scaled by 1/65535.
+
+Layout and splits
+    ``root`` is searched recursively for ``*.png, *.jpg, *.jpeg`` (any case). When ``root`` has
+    ``train/`` and ``test/`` (and optionally ``val/``) sub-folders those are the splits; otherwise the
+    sorted file list is split by :func:`inrgen.data.datasets._common.split_indices` (80/10/10, seed 0;
+    CelebA-HQ: the first 90% of the sorted names train, the last 10% test, unshuffled). With
+    ``labels=True`` the name of the first folder below the split root is the class (``ImageFolder``).
+
+Items are ``PointSet.from_image`` of ``(1, C, H, W)``: coords ``(1, H*W, 2)``, values ``(1, H*W, C)``.
+
+Example:
+    >>> ds = ImageFolderDataset("photos/", size=64)           # doctest: +SKIP
+    >>> ds[0].to_image().shape                                 # doctest: +SKIP
+    torch.Size([1, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from inrgen.data.datasets._common import DataSourceError, GridDataset, describe_found, split_indices
+
+__all__ = ["ImageFolderDataset", "CelebAHQDataset", "load_image", "list_images", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"image size must be an int or (height, width) >= 1, got {size!r}")
+    return size  # type: ignore[return-value]
+
+
+def _to_array(img: Image.Image, mode: str) -> np.ndarray:
+    """PIL image to ``(H, W, C)`` float32 in [0, 1] in ``mode`` ("RGB", "L" or "RGBA")."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        a = a / (65535.0 if img.mode != "I" or a.max() > 255 else 255.0)
+        a = np.clip(a, 0, 1).astype(np.float32)[..., None]
+        return np.repeat(a, 3, -1) if mode == "RGB" else a
+    if mode == "RGBA":
+        return np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+        if mode == "L":  # ITU-R 601-2 luma, as PIL's convert("L")
+            rgb = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            return rgb[..., None]
+        return rgb
+    a = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+    return a[..., None] if a.ndim == 2 else a
+
+
+def load_image(path: str | os.PathLike, mode: str = "RGB", size: int | Sequence[int] | None = None) -> Tensor:
+    """Read one image as ``(C, H, W)`` float32 in [0, 1], resized to cover ``size`` and centre-cropped.
+
+    ``mode`` is "RGB" (3 channels), "L" (1) or "RGBA" (4, no compositing). Any failure raises a
+    :class:`DataSourceError` naming the file.
+    """
+    if mode not in ("RGB", "L", "RGBA"):
+        raise ValueError(f"mode must be 'RGB', 'L' or 'RGBA', got {mode!r}")
+    path = Path(path)
+    target = _size(size)
+    if not path.is_file():
+        raise DataSourceError(
+            f"missing image: expected a PNG/JPEG file at {path}, but {describe_found(path)}"
+        )
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if target is not None and (img.height, img.width) != target:
+                h, w = target
+                s = max(h / img.height, w / img.width)
+                nh, nw = max(h, round(img.height * s)), max(w, round(img.width * s))
+                if img.mode not in ("RGB", "RGBA", "L", "LA", "I", "F"):
+                    img = img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB")
+                img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+                top, left = (nh - h) // 2, (nw - w) // 2
+                img = img.crop((left, top, left + w, top + h))
+            arr = _to_array(img, mode)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataSourceError(
+            f"corrupt image {path}: expected a readable PNG/JPEG, but PIL failed with "
+            f"{type(err).__name__}: {err}"
+        ) from None
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def list_images(root: Path) -> list[Path]:
+    """Every PNG / JPEG below ``root`` (recursive, hidden files skipped), sorted by relative path."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
+                out.append(Path(dirpath) / f)
+    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+
+
+def check_image_header(path: Path) -> tuple[int, int]:
+    """Open the header of ``path`` (no decode): ``(height, width)``, or a clear error."""
+    try:
+        with Image.open(path) as img:
+            if img.format not in ("PNG", "JPEG", "MPO"):
+                raise DataSourceError(f"{path}: expected a PNG or JPEG image, found {img.format}")
+            return img.height, img.width
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataSourceError(
+            f"corrupt image {path}: expected a readable PNG/JPEG, but PIL failed with "
+            f"{type(err).__name__}: {err}"
+        ) from None
+
+
+class ImageFolderDataset(GridDataset):
+    """Images below ``root`` as PointSets (see the module docstring).
+
+    Args:
+        root: the folder (searched recursively).
+        split: "train" | "val" | "test" | "all".
+        size: target ``(H, W)`` or an int for squares; None keeps the native size (all images must then
+            share it).
+        mode: "RGB" (3 channels) or "L" (grayscale, 1 channel).
+        labels: the first folder below the split root is the class (ImageFolder layout).
+        verify: "header" (default: open every header of the split before anything else), "full"
+            (decode every image first), "none".
+        fractions, seed, shuffle: how a folder without split sub-folders is split.
+    """
+
+    modality = "image"
+    source_name = "images"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        size: int | Sequence[int] | None = 64,
+        mode: str = "RGB",
+        labels: bool = False,
+        verify: str = "header",
+        fractions: dict[str, float] | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        if mode not in ("RGB", "L"):
+            raise ValueError(f"{self.source_name}: mode must be 'RGB' or 'L', got {mode!r}")
+        if verify not in ("header", "full", "none"):
+            raise ValueError(f"verify must be 'header', 'full' or 'none', got {verify!r}")
+        self.root = check_files(root, self.source_name)
+        self.mode, self.size = mode, _size(size)
+        self.channels = 3 if mode == "RGB" else 1
+        split_root = self.root
+        subdirs = {p.name for p in self.root.iterdir() if p.is_dir()}
+        if {"train", "test"} <= subdirs and split != "all":
+            name = "test" if split == "val" and "val" not in subdirs else split
+            if name not in ("train", "val", "test"):
+                raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
+            split_root = self.root / name
+            files = list_images(split_root)
+            if not files:
+                raise DataSourceError(
+                    f"{self.source_name}: no PNG/JPEG images in the {name!r} split folder: "
+                    f"{describe_found(split_root)}"
+                )
+        else:
+            files = list_images(self.root)
+            idx = split_indices(len(files), split, fractions, seed, shuffle)
+            files = [files[i] for i in idx]
+        if not files:
+            raise DataSourceError(f"{self.source_name}: split {split!r} of {self.root} is empty")
+        self.files = files
+        self.classes: list[str] = []
+        self._labels: list[int] | None = None
+        if labels:
+            tops = [f.relative_to(split_root).parts for f in files]
+            if any(len(t) < 2 for t in tops):
+                loose = next(f for f, t in zip(files, tops) if len(t) < 2)
+                raise DataSourceError(
+                    f"{self.source_name}: labels=True needs every image inside a class folder "
+                    f"(root/<class>/image.png), but {loose} lies directly in {split_root}"
+                )
+            self.classes = sorted({t[0] for t in tops})
+            cls_idx = {c: k for k, c in enumerate(self.classes)}
+            self._labels = [cls_idx[t[0]] for t in tops]
+        if verify == "full":
+            shapes = {tuple(load_image(f, mode, self.size).shape) for f in files}
+        elif verify == "header":
+            shapes = {check_image_header(f) for f in files}
+        else:
+            shapes = set()
+        if self.size is None:
+            if verify == "none":
+                self.size = check_image_header(files[0])
+            else:
+                hw = {s[-2:] for s in shapes}
+                if len(hw) > 1:
+                    raise DataSourceError(
+                        f"{self.source_name}: images of {len(hw)} different sizes (e.g. {sorted(hw)[:3]}) "
+                        f"below {self.root}; pass size=... to resize and centre-crop them to one size"
+                    )
+                self.size = next(iter(hw))  # type: ignore[assignment]
+        self.grid_shape = tuple(self.size)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def array(self, i: int) -> Tensor:
+        return load_image(self.files[i], self.mode, self.size)
+
+    def label(self, i: int) -> int | None:
+        return None if self._labels is None else self._labels[i]
+
+
+class CelebAHQDataset(ImageFolderDataset):
+    """CelebA-HQ from an image folder, with VaMoH's defaults: RGB 64x64, first 90% of the sorted file
+    names train, last 10% test (no official split ships with CelebA-HQ)."""
+
+    source_name = "celebahq"
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", size: int | Sequence[int] = 64, **kw):
+        kw.setdefault("fractions", {"train": 0.9, "test": 0.1})
+        kw.setdefault("shuffle", False)
+        super().__init__(root, split, size=size, **kw)
+
+
+def check_files(root: str | os.PathLike | None, source: str = "images") -> Path:
+    """The image folder, or a clear error when it is missing or holds no PNG/JPEG files."""
+    if root is None:
+        raise DataSourceError(
+            f"data source {source!r} needs root=... (--root): a folder of PNG/JPEG images "
+            "(searched recursively)"
+        )
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        raise DataSourceError(
+            f"{source}: expected a folder of PNG/JPEG images at {p}, but {describe_found(p)}"
+        )
+    for _dirpath, dirnames, filenames in os.walk(p):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".") for f in filenames):
+            return p
+    raise DataSourceError(
+        f"{source}: expected PNG/JPEG images (*.png, *.jpg, *.jpeg) below {p}, found none: "
+        f"{describe_found(p)}"
+    )

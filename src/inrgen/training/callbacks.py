@@ -1,0 +1,219 @@
+"""Lightning callbacks of an inrgen run: checkpoint folders, held-out evaluation with image grids, and
+stopping early at a given step.
+
+All three act on the global-rank-0 process only and leave the global random generators as they were,
+so adding or removing them never changes the trained parameters.
+
+Files they write in the run folder ``out/``::
+
+    out/checkpoint/             config.json, model.safetensors, training_state.pt (the latest step)
+    out/eval.json               the latest held-out evaluation (per-item PSNR, mean and std)
+    out/images/recon-step{s:07d}.png     ground truth (top row) and reconstruction (bottom row)
+    out/images/samples-step{s:07d}.png   samples from the prior (generative models)
+
+Example:
+    >>> cbs = [CheckpointCallback(out, preset), EvalCallback(out, datamodule)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from inrgen.checkpoint import save_checkpoint
+from inrgen.configs.base import Preset
+from inrgen.data.points import PointSetPair
+from inrgen.training.data import INRDataModule
+from inrgen.training.evaluation import evaluate, predict_targets
+from inrgen.training.module import INRLightningModule, _move
+from inrgen.training.outputs import display_images, image_grid, write_json, write_png
+from inrgen.training.state import capture_rng, preserve_rng, restore_rng
+
+__all__ = [
+    "CheckpointCallback",
+    "EvalCallback",
+    "StopAtStep",
+    "RestoreState",
+    "training_state",
+    "checkpoint_extra",
+]
+
+
+def checkpoint_extra(preset: Preset, step: int, data_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What config.json holds besides the model: the whole preset (name, data, train) and the step."""
+    d = preset.to_dict()
+    d.pop("model", None)
+    d.pop("model_config", None)
+    d["step"] = int(step)
+    if data_info:
+        d["data_info"] = data_info
+    return d
+
+
+def training_state(module: INRLightningModule, trainer: pl.Trainer, seed: int) -> dict[str, Any]:
+    """Optimizer, learning-rate schedule, step and RNG states, as tensors and plain Python only."""
+    t = module.train_cfg
+    state: dict[str, Any] = {
+        "step": module.step,
+        "seed": int(seed),
+        "optimizer": trainer.optimizers[0].state_dict(),
+        # the schedule is a pure function of the step (inrgen.training.module.lr_factor)
+        "scheduler": {
+            "kind": t.schedule,
+            "lr": t.lr,
+            "warmup_steps": t.warmup_steps,
+            "max_steps": t.max_steps,
+            "last_lr": module.current_lr(max(0, module.step - 1)),
+        },
+        "rng": capture_rng(),
+    }
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is not None:
+        state["grad_scaler"] = scaler.state_dict()
+    return state
+
+
+class CheckpointCallback(pl.Callback):
+    """Writes ``out/checkpoint`` atomically every ``every`` steps and when training ends."""
+
+    def __init__(self, out: Path, preset: Preset, every: int, data_info: dict[str, Any] | None = None):
+        self.folder = Path(out) / "checkpoint"
+        self.preset, self.every, self.data_info = preset, max(0, int(every)), data_info
+        self.last_saved = -1
+
+    def save(self, trainer: pl.Trainer, module: INRLightningModule) -> None:
+        step = module.step
+        if step == self.last_saved:
+            return
+        self.last_saved = step
+        if not trainer.is_global_zero:
+            return
+        state = training_state(module, trainer, self.preset.train.seed)
+        save_checkpoint(
+            self.folder,
+            module.model,
+            extra=checkpoint_extra(self.preset, step, self.data_info),
+            training_state=state,
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and pl_module.step % self.every == 0:
+            self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer, pl_module)
+
+
+class StopAtStep(pl.Callback):
+    """Stops training after ``step`` (counted over the whole run), as if the run had been interrupted:
+    the learning-rate schedule still targets ``train.max_steps``."""
+
+    def __init__(self, step: int) -> None:
+        self.stop = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.step >= self.stop:
+            trainer.should_stop = True
+
+
+class RestoreState(pl.Callback):
+    """Puts a checkpoint's RNG states (and mixed-precision loss scale) back when training starts, after
+    every set-up step that draws random numbers."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        restore_rng(self.state["rng"])
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None and "grad_scaler" in self.state:
+            scaler.load_state_dict(self.state["grad_scaler"])
+
+
+class EvalCallback(pl.Callback):
+    """Every ``every`` steps and at the end: held-out PSNR (logged as ``test/psnr_mean`` and
+    ``test/psnr_std``, written to ``out/eval.json``) and PNG grids of reconstructions and samples."""
+
+    def __init__(
+        self,
+        out: Path,
+        datamodule: INRDataModule,
+        every: int,
+        num_images: int = 8,
+        chunk_size: int | None = None,
+    ) -> None:
+        self.out = Path(out)
+        self.dm, self.every, self.num_images, self.chunk_size = (
+            datamodule,
+            max(0, int(every)),
+            num_images,
+            chunk_size,
+        )
+        self.last_step = -1
+        self.history: list[dict[str, Any]] = []
+        self.latest: dict[str, Any] | None = None
+
+    def run(self, trainer: pl.Trainer, module: INRLightningModule) -> dict[str, Any] | None:
+        step = module.step
+        if step == self.last_step or not trainer.is_global_zero:
+            return None
+        self.last_step = step
+        model = module.model
+        summary = evaluate(model, self.dm.eval_batches(), step=step, chunk_size=self.chunk_size)
+        metrics = {"test/psnr_mean": summary["psnr_mean"], "test/psnr_std": summary["psnr_std"]}
+        metrics.update({f"test/{k[5:]}": v for k, v in summary.items() if k.startswith("loss/")})
+        for lg in module.loggers:
+            lg.log_metrics(metrics, step=step)
+        self.latest = summary
+        self.history.append({k: v for k, v in summary.items() if k != "psnr_per_item"})
+        write_json(self.out / "eval.json", {"latest": summary, "history": self.history})
+        self.write_images(model, step)
+        return summary
+
+    @torch.no_grad()
+    def write_images(self, model, step: int) -> None:
+        ds = self.dm.eval_set()
+        k = min(self.num_images, len(ds))
+        if k == 0:
+            return
+        from inrgen.data.points import collate
+
+        was = model.training
+        model.eval()
+        try:
+            with preserve_rng():
+                batch = _move(collate([ds[i] for i in range(k)]), next(model.parameters()).device)
+                pred, target = predict_targets(model, batch, self.chunk_size)
+                truth = display_images(target.values, target.grid_shape, target.kind)
+                recon = display_images(pred.mean, target.grid_shape, target.kind)
+                if truth is not None and recon is not None:
+                    grid = image_grid(torch.cat([truth, recon]), nrow=k, scale=_scale(truth))
+                    write_png(self.out / "images" / f"recon-step{step:07d}.png", grid)
+                if getattr(model, "generative", False) and not isinstance(batch, PointSetPair):
+                    g = torch.Generator(device="cpu").manual_seed(0)
+                    coords = target.coords[:1].expand(k, -1, -1)
+                    torch.manual_seed(0)
+                    sample = model.sample(k, coords, generator=g)
+                    img = display_images(sample.mean, target.grid_shape, target.kind)
+                    if img is not None:
+                        write_png(
+                            self.out / "images" / f"samples-step{step:07d}.png",
+                            image_grid(img, nrow=k, scale=_scale(img)),
+                        )
+        finally:
+            model.train(was)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and pl_module.step % self.every == 0:
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.run(trainer, pl_module)
+
+
+def _scale(images: torch.Tensor) -> int:
+    """Enlarge small images (28 x 28 digits) so the PNG is readable."""
+    return max(1, 96 // max(images.shape[-2:]))

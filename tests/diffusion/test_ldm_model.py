@@ -1,0 +1,197 @@
+"""The latent diffusion model around a frozen INR: training on toy latents, class-conditional samples,
+the frozen INR, checkpoints, the generate task and clear errors."""
+
+import pytest
+import torch
+from ldm_helpers import TokenINR, TokenINRConfig, make_ldm, small_config, token_points
+
+import inrgen
+from inrgen import tasks
+from inrgen.checkpoint import save_checkpoint
+from inrgen.models.latent_diffusion import LatentDiffusion, LatentDiffusionConfig
+
+MEANS = torch.tensor(
+    [
+        [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [1.0, 1.0]],
+        [[-2.0, 0.0], [0.0, -2.0], [2.0, 0.0], [-1.0, -1.0]],
+    ]
+)  # (class, R = 4, D = 2): a 2-class mixture of Gaussians in token space
+
+
+def mixture(n, g, std=0.2):
+    y = torch.randint(0, 2, (n,), generator=g)
+    return MEANS[y] + std * torch.randn(n, 4, 2, generator=g), y
+
+
+def test_training_on_a_two_class_mixture_learns_class_conditional_samples():
+    torch.manual_seed(0)
+    model = make_ldm(
+        dtype=torch.float32,
+        num_classes=2,
+        width=48,
+        depth=2,
+        heads=4,
+        timestep_features=32,
+        latent_stats_items=512,
+        ema_decay=0.999,
+    )
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    losses = []
+    for step in range(300):
+        z, y = mixture(128, g)
+        out = model.loss(token_points(z, y), step)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    first, last = sum(losses[:10]) / 10, sum(losses[-50:]) / 50
+    assert first > 0.8 and last < 0.5 * first  # untrained output 0 has loss E||x0||^2 = 1
+    # the latents are standardised per token and channel over the training data
+    mean, std = model.standardizer.stats()
+    assert torch.allclose(mean, MEANS.mean(0), atol=0.15)
+    assert int(model.ema_step) == 299
+    model.eval()
+    gen = torch.Generator().manual_seed(1)
+    for c in (0, 1):
+        labels = torch.full((200,), c)
+        z = model.sample_latent(200, labels=labels, guidance_scale=1.5, num_steps=25, generator=gen)
+        d_right = (z - MEANS[c]).flatten(1).norm(dim=1)
+        d_wrong = (z - MEANS[1 - c]).flatten(1).norm(dim=1)
+        assert (d_right < d_wrong).float().mean() > 0.97  # samples land in the right class
+        assert (z.mean(0) - MEANS[c]).norm() < 0.5
+        assert d_right.median() < 1.0  # near the class mean (the cluster radius is 0.2 * sqrt(8) = 0.57)
+
+
+def test_frozen_inr_receives_no_gradient():
+    torch.manual_seed(0)
+    model = make_ldm()
+    z = torch.randn(8, 4, 2, dtype=torch.float64)
+    batch = token_points(z, torch.randint(0, 3, (8,)))
+    model.train()
+    assert not model.inr.training  # the INR stays in eval mode
+    out = model.loss(batch, step=0)
+    out["loss"].backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.inr.parameters())
+    assert model.denoiser.proj_out.weight.grad.abs().sum() > 0
+    assert model.num_parameters() == sum(p.numel() for p in model.denoiser.parameters())
+
+
+def test_inr_pretraining_phase_then_frozen():
+    torch.manual_seed(0)
+    cfg = small_config(
+        inr_model="ldm-test-token-inr", inr_config={"num_tokens": 4, "out_channels": 2}, inr_pretrain_steps=3
+    )
+    model = LatentDiffusion(cfg).double()
+    batch = token_points(torch.randn(8, 4, 2, dtype=torch.float64), torch.randint(0, 3, (8,)))
+    model.train()
+    with pytest.raises(ValueError, match="never trained"):
+        LatentDiffusion(small_config(inr_model="ldm-test-token-inr")).double().loss(batch, step=0)
+    out = model.loss(batch, step=2)  # phase 1: the INR's own loss
+    assert set(out) == {"loss", "inr_mse"}
+    out["loss"].backward()
+    assert model.inr.scale.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.denoiser.parameters())
+    assert not bool(model.inr_trained)
+    model.zero_grad(set_to_none=True)
+    out = model.loss(batch, step=3)  # phase 2: diffusion on the now frozen INR
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.inr.parameters())
+    assert bool(model.inr_trained)
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = make_ldm(ema_decay=0.99, num_classes=3)
+    opt = torch.optim.Adam(model.denoiser.parameters(), lr=1e-2)
+    for step in range(3):
+        z = torch.randn(16, 4, 2, dtype=torch.float64)
+        loss = model.loss(token_points(z, torch.randint(0, 3, (16,))), step)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(tmp_path / "ldm")
+    back = inrgen.load(tmp_path / "ldm")
+    assert isinstance(back, LatentDiffusion) and back.config == model.config
+    sd, sd2 = model.state_dict(), back.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    assert int(back.ema_step) == 2 and bool(back.inr_trained)
+    a = model.sample_latent(4, num_steps=5, generator=torch.Generator().manual_seed(0))
+    b = back.sample_latent(4, num_steps=5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and not torch.equal(a, model.standardizer.denormalize(torch.zeros_like(a)))
+
+
+def test_inr_from_checkpoint_folder_is_saved_inside(tmp_path):
+    torch.manual_seed(0)
+    inr = TokenINR(TokenINRConfig(num_tokens=5, out_channels=3))
+    with torch.no_grad():
+        inr.scale.fill_(2.0)
+    save_checkpoint(tmp_path / "inr", inr)
+    model = LatentDiffusion(small_config(inr_checkpoint=str(tmp_path / "inr")))
+    assert model.config.inr_checkpoint is None and model.config.inr_model == "ldm-test-token-inr"
+    assert model.config.inr_config == {"coord_dim": 1, "out_channels": 3, "num_tokens": 5}
+    assert model.latent_shape == (5, 3) and bool(model.inr_trained)
+    assert torch.equal(model.inr.scale, torch.full((3,), 2.0))
+    model.save_pretrained(tmp_path / "ldm")
+    (tmp_path / "inr" / "model.safetensors").unlink()  # the diffusion checkpoint alone suffices
+    back = LatentDiffusion.from_pretrained(tmp_path / "ldm")
+    assert torch.equal(back.inr.scale, torch.full((3,), 2.0))
+
+
+def test_generate_task_and_sample_decode_the_sampled_latents():
+    torch.manual_seed(0)
+    model = make_ldm(ema_decay=0.0)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.2)
+    coords = torch.linspace(-1, 1, 4, dtype=torch.float64).reshape(4, 1)
+    pred = tasks.generate(model, 3, coords=coords, generator=torch.Generator().manual_seed(5))
+    z = model.sample_latent(3, generator=torch.Generator().manual_seed(5))  # random labels from the seed
+    assert torch.allclose(pred.mean, (z - model.inr.offset) / model.inr.scale)
+    again = model.sample(3, coords, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(again.mean, pred.mean)
+    # reconstruct is the INR's: decode(encode(p)) = p for the stand-in
+    p = token_points(torch.randn(2, 4, 2, dtype=torch.float64))
+    assert torch.allclose(tasks.reconstruct(model, p).mean, p.values)
+
+
+def test_unconditional_model_needs_no_labels():
+    torch.manual_seed(0)
+    model = make_ldm(num_classes=0)
+    assert model.denoiser.y_embed is None
+    model.train()
+    out = model.loss(token_points(torch.randn(8, 4, 2, dtype=torch.float64)), step=0)
+    assert out["loss"] > 0 and out["label_drop"] == 0
+    z = model.sample_latent(2, labels=torch.tensor([0, 1]), num_steps=3)  # labels are ignored
+    assert torch.isfinite(z).all()
+
+
+def test_clear_errors():
+    model = make_ldm()
+    model.train()
+    z = torch.randn(4, 4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"meta\['labels'\]"):
+        model.loss(token_points(z), step=0)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        model.loss(token_points(z, torch.tensor([0, 1, 2, 3])), step=0)
+    with pytest.raises(ValueError, match="integer tensor of shape"):
+        model.sample_latent(2, labels=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="num_steps"):
+        model.sample_latent(2, num_steps=0)
+    with pytest.raises(ValueError, match="sampler"):
+        model.sample_latent(2, sampler="euler")
+    other = make_ldm(inr_kw={"num_tokens": 6})
+    with pytest.raises(ValueError, match="disagree"):
+        LatentDiffusion.from_inr(other.inr, small_config(num_tokens=5))
+    with pytest.raises(ValueError, match="prediction_type"):
+        LatentDiffusionConfig(prediction_type="x0")
+    with pytest.raises(ValueError, match="p_uncond"):
+        LatentDiffusionConfig(p_uncond=1.0)
+    with pytest.raises(ValueError, match="num_sampling_steps"):
+        LatentDiffusionConfig(num_train_timesteps=100, num_sampling_steps=250)
+    with pytest.raises(KeyError, match="unknown INR model"):
+        LatentDiffusion(small_config(inr_model="nope"))
+    model.inr.encode = lambda points: torch.zeros(points.batch_size, 5, 2)  # an INR with other latents
+    with pytest.raises(ValueError, match=r"token latents \(B, 4, 2\)"):
+        model.encode(token_points(z))
