@@ -124,7 +124,9 @@ def sphere_views(
             t = -bb - disc.clamp_min(0).sqrt()
             normal = (o + t.unsqueeze(-1) * d) / radius
             shade = 0.35 + 0.65 * (normal @ light).clamp_min(0)
-            rgb = torch.where(hit.unsqueeze(-1), shade.unsqueeze(-1) * colour, torch.ones(3, dtype=torch.float64))
+            rgb = torch.where(
+                hit.unsqueeze(-1), shade.unsqueeze(-1) * colour, torch.ones(3, dtype=torch.float64)
+            )
             imgs[b, v] = rgb.permute(2, 0, 1)
             poses[b, v] = c2w
     return imgs.to(dtype), poses.to(dtype), K

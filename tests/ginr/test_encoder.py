@@ -40,7 +40,7 @@ def test_multiview_token_count_is_256_per_view():
 
 
 def test_patch_tokens_equal_an_independent_unfold():
-    """Token (r, c) is W_tok (zero-padded patch at rows 9r.., cols 9c.., channel-major) + b + pos[r * 20 + c]."""
+    """Token (r, c) = W_tok (zero-padded patch at rows 9r.., cols 9c.., channel-major) + b + pos[20 r + c]."""
     torch.manual_seed(0)
     cfg = EncoderConfig(
         in_channels=3, image_size=(178, 178), patch_size=9, padding=1, width=5, depth=1, heads=1, mlp_dim=4,

@@ -1,4 +1,4 @@
-"""IPC: weight-normalised Fourier MLP whose second layer is composed from latent tokens and a shared factor."""
+"""IPC: a weight-normalised Fourier MLP whose second layer is composed from latent tokens and a shared V."""
 
 import math
 
@@ -86,7 +86,7 @@ def test_chunked_decode_equals_full_decode():
 
 def test_every_parameter_receives_a_gradient():
     torch.manual_seed(0)
-    model = tiny_ipc(dropout=0.1).train()
+    model = tiny_ipc(encoder=tiny_encoder(dropout=0.1)).train()
     model.loss(PointSet.from_image(torch.rand(2, 1, 12, 12)))["loss"].backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -140,7 +140,9 @@ def test_save_load_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "ipc")
     back = load_model(tmp_path / "ipc")
     assert isinstance(back, IPC) and back.config == model.config
-    torch.testing.assert_close(back.decode(back.encode(ps), ps.coords).mean, model.decode(model.encode(ps), ps.coords).mean)
+    torch.testing.assert_close(
+        back.decode(back.encode(ps), ps.coords).mean, model.decode(model.encode(ps), ps.coords).mean
+    )
     assert config_from_dict(IPCConfig, config_to_dict(model.config)) == model.config
 
 

@@ -91,7 +91,7 @@ def render_examples(
     options: dict[str, Any] | None = None,
     globe: bool = False,
 ) -> Path:
-    """Render the first ``n`` items of ``source`` / ``split`` to a PNG grid at ``out``."""
+    """Render ``n`` items of ``source`` / ``split``, evenly spaced over the split, to a PNG grid."""
     from inrgen import viz
 
     if n < 1:
@@ -103,8 +103,10 @@ def render_examples(
     if info.modality == "views":
         opts.setdefault("n_support", 3)
     ds = build_dataset(source, root, split, **opts)
-    n = min(n, len(ds))  # type: ignore[arg-type]
-    items = [ds[i] for i in range(n)]
+    total = len(ds)  # type: ignore[arg-type]
+    n = min(n, total)
+    picks = sorted({round(k * (total - 1) / max(n - 1, 1)) for k in range(n)})  # spread over the split
+    items = [ds[i] for i in picks]
     nrow = max(1, math.ceil(math.sqrt(n)))
     if info.modality == "image":
         imgs = torch.cat([it.to_image() for it in items])

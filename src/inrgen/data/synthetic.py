@@ -243,8 +243,11 @@ def _hsv(h: float, s: float = 0.8, v: float = 0.95) -> np.ndarray:
 # ======================================================================================== images
 
 
-def write_image_folder(folder: str | os.PathLike, n: int = 48, seed: int = 0) -> list[Path]:
-    """Smooth colour images of random sizes (24..96 px a side) in nested class folders, PNG and JPEG.
+def write_image_folder(
+    folder: str | os.PathLike, n: int = 48, seed: int = 0, size: tuple[int, int] | None = None
+) -> list[Path]:
+    """Smooth colour images of random sizes (24..96 px a side, or all ``size``) in nested class folders,
+    PNG and JPEG (every fourth image).
 
     Layout: ``folder/<class>/<i>.png`` and ``folder/<class>/more/<i>.jpg`` for three classes.
     Returns the written paths (PNG files are lossless: the loader reads back ``uint8 / 255`` exactly).
@@ -256,6 +259,8 @@ def write_image_folder(folder: str | os.PathLike, n: int = 48, seed: int = 0) ->
     for i in range(n):
         cls = classes[i % 3]
         h, w = (int(v) for v in rng.integers(24, 97, size=2))
+        if size is not None:
+            h, w = size
         yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
         c0, c1 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
         t = (xx * math.cos(rng.uniform(0, 6.3)) + yy * math.sin(rng.uniform(0, 6.3)) + 1) / 3
@@ -675,17 +680,17 @@ def write_gasp_npz(
 
 
 def random_scene(rng: np.random.Generator) -> list[dict[str, Any]]:
-    """One to three coloured spheres / boxes near the origin (z-up world, within radius ~0.9)."""
+    """One to three coloured spheres / boxes near the origin (z-up world, within radius ~1.2)."""
     prims = []
     for _ in range(int(rng.integers(1, 4))):
         color = _hsv(rng.uniform(), rng.uniform(0.5, 1.0), rng.uniform(0.6, 1.0)).tolist()
-        c = (rng.uniform(-0.35, 0.35, 3)).tolist()
+        c = (rng.uniform(-0.4, 0.4, 3)).tolist()
         if rng.uniform() < 0.5:
             prims.append(
-                {"type": "sphere", "center": c, "radius": float(rng.uniform(0.2, 0.45)), "color": color}
+                {"type": "sphere", "center": c, "radius": float(rng.uniform(0.3, 0.6)), "color": color}
             )
         else:
-            half = rng.uniform(0.12, 0.38, 3).tolist()
+            half = rng.uniform(0.2, 0.5, 3).tolist()
             prims.append(
                 {
                     "type": "box",

@@ -83,7 +83,10 @@ class FunctaConfig:
         checks = [
             (self.coord_dim >= 1, f"coord_dim must be >= 1, got {self.coord_dim}"),
             (self.out_channels >= 1, f"out_channels must be >= 1, got {self.out_channels}"),
-            (self.depth >= 2, f"depth counts linear layers and must be >= 2 (one sine layer), got {self.depth}"),
+            (
+                self.depth >= 2,
+                f"depth counts linear layers, must be >= 2, got {self.depth}",
+            ),
             (self.width >= 1, f"width must be >= 1, got {self.width}"),
             (self.w0 > 0, f"w0 must be positive, got {self.w0}"),
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),

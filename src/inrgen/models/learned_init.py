@@ -84,7 +84,7 @@ class LearnedInitConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"LearnedInitConfig: {name} must be >= 1, got {getattr(self, name)}")
         if self.depth < 2:
-            raise ValueError(f"LearnedInitConfig: depth counts linear layers and must be >= 2, got {self.depth}")
+            raise ValueError(f"LearnedInitConfig: depth counts linear layers, must be >= 2, got {self.depth}")
         if self.inner_steps < 0 or self.inner_lr < 0:
             raise ValueError(
                 f"LearnedInitConfig: inner_steps and inner_lr must be >= 0, got {self.inner_steps}, "
@@ -160,7 +160,9 @@ class LearnedInit(INRModel):
                 h = torch.relu(h) if c.inr == "hyponet" else torch.sin(c.w0 * h)
         return h + c.output_bias
 
-    def adapt(self, points: PointSet, steps: int | None = None, create_graph: bool = False) -> dict[str, Tensor]:
+    def adapt(
+        self, points: PointSet, steps: int | None = None, create_graph: bool = False
+    ) -> dict[str, Tensor]:
         """``steps`` MAML SGD steps from the learned init on ``points`` (each item its own gradient)."""
         steps = self.config.inner_steps if steps is None else int(steps)
         if steps < 0:
@@ -176,8 +178,9 @@ class LearnedInit(INRModel):
                 new = {}
                 for k, g in zip(names, grads):
                     v = params[k]
-                    scale = v.pow(2).sum(dim=(1, 2), keepdim=True) if self._normalized and k[0] == "w" else 1.0
-                    new[k] = v - lr * scale * g
+                    if self._normalized and k[0] == "w":  # the IPC code's ||W||_F^2 step scaling
+                        g = g * v.pow(2).sum(dim=(1, 2), keepdim=True)
+                    new[k] = v - lr * g
                 params = new
         return params
 

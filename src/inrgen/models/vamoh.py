@@ -122,7 +122,7 @@ class VaMoHConfig:
     kl_z_estimator: str = "mc"  # "mc": reparameterised MC KL (paper) | "official": released code's
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
-    train_max_points: int | None = None  # a random shared subset of this many points per batch (voxels)
+    train_max_points: int | None = None  # keep this many random points per batch (voxels); encode() too
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -272,6 +272,8 @@ class VaMoH(INRModel):
     def encode(self, points: PointSet) -> Distribution:
         """``q(z | points)`` from the observed points: ``Independent(Normal(mu, sigma), 1)`` over dim_z."""
         self.check_points(points)
+        if self.config.train_max_points is not None:  # the point density the encoder was trained on
+            points = self._limit_points(points, torch.Generator().manual_seed(0))
         return self.encoder(points)
 
     def _latent(self, latent: Distribution | Tensor) -> Tensor:
@@ -391,28 +393,43 @@ class VaMoH(INRModel):
             zs_ng = q.sample((OFFICIAL_KL_SAMPLES,))
         return -prior.log_prob(zs_ng).mean(0)
 
+    def _limit_points(self, points: PointSet, generator: torch.Generator | None = None) -> PointSet:
+        """Keep at most ``train_max_points`` observed points per item: those with the highest of one
+        random score per point (shared by the batch, so shared masks stay shared)."""
+        m = self.config.train_max_points
+        if m is None or int(points.num_observed().max()) <= m:
+            return points
+        scores = torch.rand(points.num_points, generator=generator).to(points.device)
+        scores = scores.unsqueeze(0).masked_fill(~points.observed, -1.0)
+        keep = torch.zeros_like(points.observed)
+        keep.scatter_(1, scores.topk(m, dim=1).indices, True)
+        return points.with_mask(keep & points.observed, combine=False)
+
     def _prepare(self, batch: PointSet) -> PointSet:
         """Training-time subsampling (``train_max_points``) and point dropout, both shared by the batch."""
         cfg = self.config
-        points = batch
-        if cfg.train_max_points is not None and points.num_points > cfg.train_max_points:
-            keep = torch.randperm(points.num_points, device=points.device)[: cfg.train_max_points]
-            points = points.gather(keep.sort().values)
+        points = self._limit_points(batch)
         if cfg.point_dropout > 0:
             points = point_dropout(points, cfg.point_dropout, min_points=self.encoder.stages[0][1])
         return points
 
-    def elbo(self, points: PointSet, step: int | None = None) -> dict[str, Tensor]:
-        """The ELBO of Eq. 16 per item on the observed points of ``points`` (no dropout), one z sample.
+    def elbo(self, points: PointSet, step: int | None = None, zs: Tensor | None = None) -> dict[str, Tensor]:
+        """The ELBO of Eq. 16 per item on the observed points of ``points`` (no dropout).
 
-        Returns ``(b,)`` tensors ``elbo``, ``recon``, ``kl_z``, ``kl_c`` (nats) and the posterior-weighted
-        mixture mean ``mean`` at the observed points with its ``psnr``; ``step`` picks the prior phase
-        (default: after the steps trained so far).
+        Returns ``(b,)`` tensors ``elbo``, ``recon``, ``kl_z``, ``kl_c`` (nats), the posterior-weighted
+        mixture mean ``mean`` at the observed points and its ``psnr``. ``step`` picks the prior phase
+        (default: after the steps trained so far); ``zs (S, b, dz)`` are the latent samples to use
+        (default: ``kl_z_samples`` reparameterised draws from q; the first one serves the reconstruction).
         """
         self.check_points(points)
         step = int(self.trained_steps) if step is None else int(step)
         q = self.encoder(points)
-        zs = q.rsample((self.config.kl_z_samples,))  # (S, b, dz): reparameterised
+        if zs is None:
+            zs = q.rsample((self.config.kl_z_samples,))  # (S, b, dz): reparameterised
+        elif zs.dim() != 3 or zs.shape[1:] != q.mean.shape:
+            raise ValueError(
+                f"zs must have shape (S, {q.mean.shape[0]}, {q.mean.shape[1]}), got {tuple(zs.shape)}"
+            )
         z = zs[0]
         obs = points.observed
         if points.shares_coords():

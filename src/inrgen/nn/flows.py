@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _NONLINEARITIES = ("leaky_relu", "tanh")
+_NO_SAMPLE_SHAPE = torch.Size()
 
 
 class PlanarTransform(nn.Module):
@@ -120,7 +121,9 @@ class PlanarTransform(nn.Module):
 
     def _check(self, t: Tensor, name: str) -> None:
         if t.ndim < 1 or t.shape[-1] != self.dim:
-            raise ValueError(f"PlanarTransform expects {name} of shape (..., {self.dim}), got {tuple(t.shape)}")
+            raise ValueError(
+                f"PlanarTransform expects {name} of shape (..., {self.dim}), got {tuple(t.shape)}"
+            )
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``z (... d) -> (x (... d), log|det df/dz| (...))``."""
@@ -151,22 +154,33 @@ class PlanarTransform(nn.Module):
 
 @torch.no_grad()
 def _solve_tanh_planar(y: Tensor, c: Tensor, max_iter: int = 200) -> Tensor:
-    """Solve ``a + c tanh(a) = y`` (``c > -1``, so the left side is strictly increasing) in float64."""
+    """Solve ``a + c tanh(a) = y`` (``c > -1``, so the left side is strictly increasing) in float64.
+
+    Safeguarded Newton (``rtsafe``): the root stays bracketed (``|a - y| <= |c|`` initially); a step
+    falls back to bisection when Newton would leave the bracket or did not halve the step size of two
+    iterations before, so it converges for every ``c > -1`` (plain Newton cycles on tanh-like maps).
+    """
     y = y.double()
     c = c.double()
     lo, hi = y - c.abs(), y + c.abs()  # |a - y| = |c tanh a| <= |c|
-    a = y.clone()
+    a = y - c * torch.tanh(y)  # exact to rounding where tanh saturates (|y| >> 1 + |c|)
+    dx_old = hi - lo
+    dx = dx_old.clone()
+    tol = 1e-13 * (1.0 + y.abs())
     for _ in range(max_iter):
         t = torch.tanh(a)
         r = a + c * t - y
-        done = r.abs() <= 1e-13 * (1.0 + y.abs())
+        done = (r.abs() <= tol) | (hi - lo <= 1e-2 * tol)
         if bool(done.all()):
             break
         lo = torch.where(r < 0, a, lo)
         hi = torch.where(r > 0, a, hi)
-        newton = a - r / (1.0 + c * (1.0 - t * t))
-        inside = (newton >= lo) & (newton <= hi)  # closed: for large |y| the root sits at y -/+ |c|
-        a = torch.where(done, a, torch.where(inside, newton, 0.5 * (lo + hi)))
+        step = r / (1.0 + c * (1.0 - t * t))
+        newton = a - step
+        use_newton = (newton > lo) & (newton < hi) & (2 * step.abs() <= dx_old.abs())
+        dx_old = dx
+        dx = torch.where(use_newton, step, 0.5 * (hi - lo))
+        a = torch.where(done, a, torch.where(use_newton, newton, 0.5 * (lo + hi)))
     return a
 
 
@@ -217,10 +231,12 @@ class PlanarFlowDistribution(Distribution):
         eps = (z0 - self.base_loc) * torch.exp(-self.base_log_scale)
         return -0.5 * (eps.square() + math.log(2 * math.pi)).sum(-1) - self.base_log_scale.sum()
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
         return self.rsample_and_log_prob(sample_shape)[0]
 
-    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> tuple[Tensor, Tensor]:
+    def rsample_and_log_prob(
+        self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE
+    ) -> tuple[Tensor, Tensor]:
         """Sample by the forward pass and return ``(z (*sample_shape, d), log p(z) (*sample_shape))``.
 
         The density comes from the forward log-dets (``log p0(z0) - sum_t log|det J_{f_t}|``), without
@@ -239,7 +255,8 @@ class PlanarFlowDistribution(Distribution):
         """Exact ``log p(z)`` for ``z (... d)`` by inverting the layers from last to first."""
         if value.ndim < 1 or value.shape[-1] != self.event_shape[0]:
             raise ValueError(
-                f"the flow prior is over vectors of size {self.event_shape[0]}, got z of shape {tuple(value.shape)}"
+                f"the flow prior is over vectors of size {self.event_shape[0]}, "
+                f"got z of shape {tuple(value.shape)}"
             )
         if self._validate_args:
             self._validate_sample(value)
@@ -270,7 +287,8 @@ class PlanarFlowPrior(nn.Module):
     Example:
         >>> import torch
         >>> prior = PlanarFlowPrior(dim=8, num_layers=3)
-        >>> q = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(2, 8), torch.ones(2, 8)), 1)
+        >>> from torch.distributions import Independent, Normal
+        >>> q = Independent(Normal(torch.zeros(2, 8), torch.ones(2, 8)), 1)
         >>> kl = kl_mc(q, prior(), num_samples=4)          # (2,), gradients to q and to the flow
         >>> kl.shape
         torch.Size([2])
@@ -340,7 +358,9 @@ def kl_mc(q: Distribution, p: Distribution, num_samples: int = 1) -> Tensor:
     if not q.has_rsample:
         raise TypeError(f"kl_mc needs a reparameterisable q (q.has_rsample), got {type(q).__name__}")
     if q.event_shape != p.event_shape:
-        raise ValueError(f"q and p have different event shapes: {tuple(q.event_shape)} vs {tuple(p.event_shape)}")
+        raise ValueError(
+            f"q and p have different event shapes: {tuple(q.event_shape)} vs {tuple(p.event_shape)}"
+        )
     z = q.rsample((int(num_samples),))
     return (q.log_prob(z) - p.log_prob(z)).mean(0)
 

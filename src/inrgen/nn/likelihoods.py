@@ -85,6 +85,9 @@ __all__ = [
 ]
 
 
+_NO_SAMPLE_SHAPE = torch.Size()
+
+
 def _log1mexp(x: Tensor) -> Tensor:
     """``log(1 - exp(-x))`` for ``x > 0``, accurate for small and large ``x`` (Maechler 2012)."""
     return torch.where(x < math.log(2.0), torch.log(-torch.expm1(-x)), torch.log1p(-torch.exp(-x)))
@@ -203,7 +206,7 @@ class DiscretizedLogistic(Distribution):
         lp = self.log_prob(cands.movedim(-1, 0)).movedim(0, -1)
         return cands.gather(-1, lp.argmax(-1, keepdim=True)).squeeze(-1)
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
         """Draw a logistic variable and report the bin it falls in (exactly the discretized law)."""
         shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
@@ -295,7 +298,7 @@ class ContinuousBernoulli(Distribution):
         y_neg = torch.where(neg == 0, v, torch.log1p(v * torch.expm1(safe)) / safe)
         return torch.where(eta > 0, 1 - y_neg, y_neg)
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         u = torch.rand(shape, dtype=self.logits.dtype, device=self.logits.device)
         return self.icdf(u)
@@ -505,7 +508,9 @@ def build_likelihood(name: str, channels: int, **options: Any) -> LikelihoodHead
     try:
         return cls(channels, **options)
     except TypeError as err:
-        raise TypeError(f"bad options {sorted(options)} for likelihood {name!r} ({cls.__name__}): {err}") from None
+        raise TypeError(
+            f"bad options {sorted(options)} for likelihood {name!r} ({cls.__name__}): {err}"
+        ) from None
 
 
 # -------------------------------------------------------------------------------------------------- mixtures
@@ -583,7 +588,9 @@ def categorical_kl(log_q: Tensor, log_p: Tensor) -> Tensor:
         True
     """
     if log_q.shape[-1] != log_p.shape[-1]:
-        raise ValueError(f"q and p have different numbers of categories: {log_q.shape[-1]} vs {log_p.shape[-1]}")
+        raise ValueError(
+            f"q and p have different numbers of categories: {log_q.shape[-1]} vs {log_p.shape[-1]}"
+        )
     lq = log_q.log_softmax(-1)
     lp = log_p.log_softmax(-1)
     q = lq.exp()
@@ -615,10 +622,14 @@ class MixtureOfPointLikelihoods(MixtureSameFamily):
         (torch.Size([2, 5]), torch.Size([2, 5, 1]), torch.Size([2, 5, 1]))
     """
 
-    def __init__(self, components: Distribution, log_weights: Tensor, validate_args: bool | None = None) -> None:
+    def __init__(
+        self, components: Distribution, log_weights: Tensor, validate_args: bool | None = None
+    ) -> None:
         _check_mixture(components, log_weights)
         self.components = components
-        super().__init__(Categorical(logits=log_weights), Independent(components, 1), validate_args=validate_args)
+        super().__init__(
+            Categorical(logits=log_weights), Independent(components, 1), validate_args=validate_args
+        )
 
     @property
     def log_weights(self) -> Tensor:

@@ -92,8 +92,9 @@ def farthest_point_sample(
     Returns:
         ``idx (b, s)`` long and ``valid (b, s)`` bool. The first centroid is the first allowed point;
         each next one maximises the Euclidean distance to the chosen set (first index on ties). The chosen
-        indices of an item are distinct; when an item has fewer than ``s`` allowed points, the extra
-        slots repeat its first centroid and are flagged ``valid=False``.
+        indices of an item are distinct. An item with at most ``s`` allowed points gets all of them as
+        centroids, in index order (no sampling: the released code's rule), and its extra slots repeat
+        its first centroid, flagged ``valid=False``.
     """
     b, n, _ = points.shape
     if num_samples < 1:
@@ -107,6 +108,9 @@ def farthest_point_sample(
     idx = torch.empty(b, num_samples, dtype=torch.long, device=dev)
     valid = torch.empty(b, num_samples, dtype=torch.bool, device=dev)
     rows = torch.arange(b, device=dev)
+    n_allowed = allowed.sum(1)
+    if bool((n_allowed <= num_samples).all()):  # every allowed point is a centroid, in index order
+        return _all_points(allowed, num_samples)
     cur = allowed.to(torch.int8).argmax(1)  # the first allowed point
     valid_cur = allowed[rows, cur]
     for i in range(num_samples):
@@ -119,6 +123,23 @@ def farthest_point_sample(
         best, cur = dist.max(1)
         valid_cur = best > -inf
     # invalid slots point at the first centroid (a real point) so that later gathers stay well defined
+    idx = torch.where(valid, idx, idx[:, :1].expand_as(idx))
+    few = n_allowed <= num_samples
+    if bool(few.any()):  # items with no more points than centroids: all of them, in index order
+        idx_all, valid_all = _all_points(allowed, num_samples)
+        idx = torch.where(few.unsqueeze(1), idx_all, idx)
+        valid = torch.where(few.unsqueeze(1), valid_all, valid)
+    return idx, valid
+
+
+def _all_points(allowed: Tensor, num_samples: int) -> tuple[Tensor, Tensor]:
+    """Every allowed point of each item in index order, padded to ``num_samples`` (padding invalid)."""
+    b, n = allowed.shape
+    order = torch.argsort((~allowed).to(torch.int8), dim=1, stable=True)  # allowed points first
+    if n < num_samples:
+        order = torch.cat([order, order[:, :1].expand(b, num_samples - n)], 1)
+    idx = order[:, :num_samples]
+    valid = torch.arange(num_samples, device=allowed.device).unsqueeze(0) < allowed.sum(1, keepdim=True)
     idx = torch.where(valid, idx, idx[:, :1].expand_as(idx))
     return idx, valid
 
@@ -320,11 +341,8 @@ class PointConvEncoder(nn.Module):
         out = []
         pos, ok = positions, mask
         for _, s, k in self.stages:
-            c_idx, c_ok = farthest_point_sample(pos, min(s, pos.shape[1]), ok)
-            if c_idx.shape[1] < s:  # fewer points than centroids (the count shrinks): pad as invalid
-                pad = s - c_idx.shape[1]
-                c_idx = torch.cat([c_idx, c_idx[:, :1].expand(-1, pad)], 1)
-                c_ok = torch.cat([c_ok, torch.zeros_like(c_ok[:, :1]).expand(-1, pad)], 1)
+            # fewer points than centroids: all points, the rest padding (the count shrinks)
+            c_idx, c_ok = farthest_point_sample(pos, s, ok)
             cpos = gather_points(pos, c_idx)
             n_idx, n_ok = knn(cpos, pos, k, ok)
             out.append(Neighbourhood(c_idx, c_ok, n_idx, n_ok))

@@ -29,7 +29,7 @@ from inrgen.data.points import PointSetPair
 from inrgen.training.data import INRDataModule
 from inrgen.training.evaluation import evaluate, predict_targets
 from inrgen.training.module import INRLightningModule, _move
-from inrgen.training.outputs import display_images, image_grid, write_json, write_png
+from inrgen.training.outputs import display_images, save_grid, write_json
 from inrgen.training.state import capture_rng, preserve_rng, restore_rng
 
 __all__ = [
@@ -175,34 +175,33 @@ class EvalCallback(pl.Callback):
 
     @torch.no_grad()
     def write_images(self, model, step: int) -> None:
+        """Ground truth over reconstruction of the first held-out items; samples for generative models."""
+        from inrgen.data.points import collate
+
         ds = self.dm.eval_set()
         k = min(self.num_images, len(ds))
         if k == 0:
             return
-        from inrgen.data.points import collate
-
         was = model.training
         model.eval()
         try:
             with preserve_rng():
+                torch.manual_seed(0)
                 batch = _move(collate([ds[i] for i in range(k)]), next(model.parameters()).device)
                 pred, target = predict_targets(model, batch, self.chunk_size)
-                truth = display_images(target.values, target.grid_shape, target.kind)
-                recon = display_images(pred.mean, target.grid_shape, target.kind)
+                shown = torch.where(target.observed.unsqueeze(-1), target.values, float("nan"))
+                truth = display_images(shown, target.grid_shape, target.kind, target.meta)
+                recon = display_images(pred.mean, target.grid_shape, target.kind, target.meta)
                 if truth is not None and recon is not None:
-                    grid = image_grid(torch.cat([truth, recon]), nrow=k, scale=_scale(truth))
-                    write_png(self.out / "images" / f"recon-step{step:07d}.png", grid)
+                    save_grid(
+                        self.out / "images" / f"recon-step{step:07d}.png", torch.cat([truth, recon]), nrow=k
+                    )
                 if getattr(model, "generative", False) and not isinstance(batch, PointSetPair):
-                    g = torch.Generator(device="cpu").manual_seed(0)
-                    coords = target.coords[:1].expand(k, -1, -1)
-                    torch.manual_seed(0)
-                    sample = model.sample(k, coords, generator=g)
-                    img = display_images(sample.mean, target.grid_shape, target.kind)
+                    g = torch.Generator().manual_seed(0)
+                    sample = model.sample(k, target.coords[:1].expand(k, -1, -1), generator=g)
+                    img = display_images(sample.mean, target.grid_shape, target.kind, target.meta)
                     if img is not None:
-                        write_png(
-                            self.out / "images" / f"samples-step{step:07d}.png",
-                            image_grid(img, nrow=k, scale=_scale(img)),
-                        )
+                        save_grid(self.out / "images" / f"samples-step{step:07d}.png", img, nrow=k)
         finally:
             model.train(was)
 
@@ -212,8 +211,3 @@ class EvalCallback(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.run(trainer, pl_module)
-
-
-def _scale(images: torch.Tensor) -> int:
-    """Enlarge small images (28 x 28 digits) so the PNG is readable."""
-    return max(1, 96 // max(images.shape[-2:]))

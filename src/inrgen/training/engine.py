@@ -36,7 +36,7 @@ from inrgen.models.base import INRModel, build_model
 from inrgen.training.callbacks import CheckpointCallback, EvalCallback, RestoreState, StopAtStep
 from inrgen.training.data import INRDataModule
 from inrgen.training.module import INRLightningModule, lr_factor
-from inrgen.training.outputs import prepare_run_dir
+from inrgen.training.outputs import check_run_dir, prepare_run_dir
 
 __all__ = [
     "fit",
@@ -163,6 +163,8 @@ def fit(
     start = 0
     if max_steps is not None and epochs is not None:
         raise TrainError("pass either max_steps or epochs, not both")
+    if rank == 0:
+        check_run_dir(out, overwrite=overwrite, resume=resume)
     if resume:
         ckpt = out / "checkpoint"
         cfg = load_config(ckpt)

@@ -39,12 +39,12 @@ __all__ = [
     "OutputError",
     "check_output_dir",
     "prepare_run_dir",
+    "check_run_dir",
     "atomic_output",
     "write_bytes",
     "write_json",
-    "write_png",
     "write_npy",
-    "image_grid",
+    "save_grid",
     "display_images",
 ]
 
@@ -125,10 +125,9 @@ def atomic_output(path: str | os.PathLike, overwrite: bool, command: str, **info
         raise
 
 
-def prepare_run_dir(
-    path: str | os.PathLike, overwrite: bool, resume: bool, command: str, **info: Any
-) -> Path:
-    """Create (or, resuming, reuse) a training run folder; never clobbers a user's folder."""
+def check_run_dir(path: str | os.PathLike, overwrite: bool, resume: bool) -> Path:
+    """Check (before any work) that a training run may use ``path``: resuming needs an inrgen run
+    folder; a new run needs an absent or empty folder, or ``overwrite`` and an earlier inrgen output."""
     path = Path(path)
     if resume:
         if not (path / MARKER).is_file():
@@ -138,7 +137,16 @@ def prepare_run_dir(
             )
         _writable_parent(path / "x")
         return path
-    check_output_dir(path, overwrite)
+    return check_output_dir(path, overwrite)
+
+
+def prepare_run_dir(
+    path: str | os.PathLike, overwrite: bool, resume: bool, command: str, **info: Any
+) -> Path:
+    """Create (or, resuming, reuse) a training run folder; never clobbers a user's folder."""
+    path = check_run_dir(path, overwrite, resume)
+    if resume:
+        return path
     if path.exists():
         if _nonempty(path):
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -179,73 +187,40 @@ def write_npy(path: str | os.PathLike, array: Tensor | np.ndarray) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
-def _to_uint8(image: Tensor) -> np.ndarray:
-    """``(C, H, W)`` or ``(H, W)`` in [0, 1] to an ``(H, W[, C])`` uint8 array."""
-    x = image.detach().float().cpu().clamp(0, 1)
-    if x.dim() == 3:
-        x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
-    return (x * 255 + 0.5).to(torch.uint8).numpy()
+def display_images(
+    values: Tensor, grid_shape: tuple[int, ...] | None, kind: str = "grid", meta: dict[str, Any] | None = None
+) -> Tensor | None:
+    """Values ``(B, N, C)`` on a grid of ``grid_shape`` as display images ``(B, C', H, W)`` in [0, 1]
+    (NaN values stay NaN, drawn grey by ``inrgen.viz``), or None when the points are not on a grid.
 
+    Images as they are; lat/lon fields as maps (north up, ``inrgen.viz.render_latlon``) when ``meta``
+    holds ``lat`` and ``lon``; volumes as shaded voxel renders (``inrgen.viz.render_voxels``); multi-view
+    sets ``(V, H, W)`` as their views side by side.
+    """
+    from inrgen import viz
 
-def write_png(path: str | os.PathLike, image: Tensor) -> Path:
-    """Write one image ``(C, H, W)`` (C in 1, 3, 4) or ``(H, W)`` with values in [0, 1] as PNG."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(_to_uint8(image)).save(buf, format="PNG")
-    return write_bytes(path, buf.getvalue())
-
-
-def image_grid(images: Tensor, nrow: int = 8, pad: int = 2, pad_value: float = 1.0, scale: int = 1) -> Tensor:
-    """Tile ``(B, C, H, W)`` images into one ``(C, H', W')`` image, ``nrow`` per row, each enlarged
-    ``scale`` times (nearest neighbour, so pixels stay visible)."""
-    if images.dim() != 4:
-        raise ValueError(f"image_grid needs (B, C, H, W), got {tuple(images.shape)}")
-    if scale > 1:
-        images = images.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
-    b, c, h, w = images.shape
-    ncol = min(nrow, b)
-    rows = (b + ncol - 1) // ncol
-    out = torch.full((c, rows * (h + pad) + pad, ncol * (w + pad) + pad), pad_value, dtype=torch.float32)
-    for i in range(b):
-        r, q = divmod(i, ncol)
-        y, x = pad + r * (h + pad), pad + q * (w + pad)
-        out[:, y : y + h, x : x + w] = images[i].float().cpu()
-    return out
-
-
-def display_images(values: Tensor, grid_shape: tuple[int, ...] | None, kind: str = "grid") -> Tensor | None:
-    """Values ``(B, N, C)`` on a grid of ``grid_shape`` as display images ``(B, C', H, W)`` in [0, 1], or
-    None when the points are not on a grid."""
     if grid_shape is None:
         return None
     b, n, c = values.shape
     g = values.detach().float().cpu().transpose(1, 2).reshape(b, c, *grid_shape)
-    if kind == "rays" and len(grid_shape) == 3:  # (B, C, V, H, W): views side by side
-        v = grid_shape[0]
-        g = torch.cat([g[:, :, i] for i in range(v)], dim=-1)
-    elif len(grid_shape) == 3:  # volumes: a render when the viz module has one, else a max projection
-        g = _render_volumes(g)
-    elif len(grid_shape) != 2:
+    meta = meta or {}
+    if kind == "rays" and len(grid_shape) == 3:
+        return torch.cat([g[:, :, i] for i in range(grid_shape[0])], dim=-1).clamp(0, 1)
+    if len(grid_shape) == 3:
+        return torch.stack([viz.render_voxels(vol[0].nan_to_num(0.0), size=96) for vol in g])
+    if len(grid_shape) != 2:
         return None
+    if kind == "sphere" and "lat" in meta and "lon" in meta:
+        lo, hi = float(np.nanmin(g.numpy())), float(np.nanmax(g.numpy()))
+        return torch.stack([viz.render_latlon(f[0], meta["lat"], meta["lon"], vmin=lo, vmax=hi) for f in g])
     if g.shape[1] not in (1, 3):
         g = g[:, :1]
-    if kind == "sphere":  # normalised fields: stretch each map to the full grey range
-        lo = g.amin(dim=(1, 2, 3), keepdim=True)
-        hi = g.amax(dim=(1, 2, 3), keepdim=True)
-        g = (g - lo) / (hi - lo).clamp_min(1e-8)
     return g.clamp(0, 1)
 
 
-def _render_volumes(g: Tensor) -> Tensor:
-    try:
-        from inrgen.viz import render_voxels  # type: ignore[attr-defined]
-    except ImportError:
-        render_voxels = None
-    if render_voxels is not None:
-        try:
-            return torch.stack([render_voxels(vol[0]) for vol in g])
-        except Exception:  # noqa: BLE001 - fall back to a projection rather than lose the grid
-            pass
-    occ = g[:, :1]
-    return torch.cat([occ.amax(dim=2), occ.amax(dim=3), occ.amax(dim=4)], dim=-1)
+def save_grid(path: str | os.PathLike, images: Tensor, nrow: int = 8) -> Path:
+    """Tile ``(B, C, H, W)`` images into one PNG (small images enlarged so digits stay readable)."""
+    from inrgen import viz
+
+    scale = max(1, 96 // max(images.shape[-2:]))
+    return viz.save_image_grid(images, path, nrow=nrow, scale=scale)

@@ -4,7 +4,8 @@ atomic writes, and a base class for data sets whose items come from a dense arra
 Splits
     Sources without official splits are split by :func:`split_indices`: a permutation of ``range(n)``
     drawn with ``numpy.random.default_rng(seed)`` (seed 0 by default), cut into train / val / test by
-    fractions (default 80 / 10 / 10, the VaMoH code's split for Shapes3D and voxels). A source with only
+    fractions (default 80 / 10 / 10, the VaMoH code's split for Shapes3D and voxels; counts rounded half
+    up, at least one item in every split with a non-zero fraction when n >= 3). A source with only
     train and test answers ``split="val"`` with its test set (as the VaMoH code does for PolyMNIST);
     ``split="all"`` is every item in file order.
 """
@@ -93,8 +94,10 @@ def split_indices(
     if split == "val" and "val" not in fr:
         split = "test"
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    n_test = round(n * fr.get("test", 0.0))
-    n_val = round(n * fr.get("val", 0.0))
+    f_test, f_val = fr.get("test", 0.0), fr.get("val", 0.0)
+    # rounded half up, and at least one item in every non-empty split once there are enough items
+    n_test = max(1, int(n * f_test + 0.5)) if f_test > 0 and n >= 2 else 0
+    n_val = max(1, int(n * f_val + 0.5)) if f_val > 0 and n >= 3 else 0
     n_train = n - n_test - n_val
     if split == "train":
         return np.sort(order[:n_train])

@@ -150,7 +150,8 @@ def load_view(path: Path, size: int | None = None) -> Tensor:
     rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
     t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
     if size is not None and t.shape[-2:] != (size, size):
-        t = F.interpolate(t[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        t = F.interpolate(t[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        t = t[0].clamp(0.0, 1.0)
     return t
 
 

@@ -231,7 +231,7 @@ class VoxelDataset(Dataset):
                     f"voxels: {where} holds values other than 0 and 1 (e.g. {a[bad].flat[0]}); "
                     "pass threshold=... to binarise a continuous field"
                 )
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).unsqueeze(0)
+        return torch.from_numpy(np.array(a, dtype=np.float32, order="C")).unsqueeze(0)
 
     def __getitem__(self, i: int) -> PointSet:
         n = len(self)

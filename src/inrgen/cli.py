@@ -1,0 +1,351 @@
+"""``inrgen``: the command line (one console script with subcommands).
+
+    inrgen train PRESET [--data PATH] [--out DIR] [--max-steps N | --epochs N] [--resume] [--overwrite]
+                        [--devices D] [--num-nodes N] [--strategy S] [--precision P] [key=value ...]
+    inrgen presets [--fields NAME]
+    inrgen reconstruct CKPT --input FILE|DIR [--scale S] [--chunk-size N] [--out DIR]
+    inrgen complete CKPT --input FILE --mask box:x,y,w,h|half|outpaint:x,y,w,h|random:P [--out DIR]
+    inrgen sample CKPT -n N --resolution R [--seed S] [--out DIR]
+    inrgen segment CKPT --input FILE [--out DIR]
+    inrgen novel-view CKPT --views DIR --pose FILE [--out DIR]
+    inrgen evaluate CKPT [--data PATH] [--split test] [--out DIR]
+    inrgen datasets [...]
+    inrgen demo [--out outputs/demo]
+
+``CKPT`` is a checkpoint folder or a training run folder (its ``checkpoint/``). Nothing is overwritten
+without ``--overwrite``. Every error is one line, ``inrgen: error: ...``, with a non-zero exit status
+and no traceback (``INRGEN_DEBUG=1`` shows it); everything that can be checked is checked before any
+training or decoding starts.
+
+Example:
+    $ inrgen train vamoh-mnist-small --max-steps 200 --out runs/mnist train.lr=5e-4
+    $ inrgen reconstruct runs/mnist --input digit.png --scale 4 --out outputs/recon
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+PROG = "inrgen"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(message, 2))
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _msg(err: BaseException) -> str:
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Generalizable and generative implicit neural representations.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a preset (resumable; one CPU/GPU or DDP)")
+    t.add_argument("preset", help="a preset name (`inrgen presets` lists them)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=1e-4")
+    t.add_argument("--data", help="train on your own files of the preset's modality (a file or folder)")
+    t.add_argument("--out", help="run folder (default runs/PRESET)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--max-steps", type=int, help="optimisation steps (overrides train.max_steps)")
+    g.add_argument("--epochs", type=float, help="epochs over the training split (converted to steps)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an earlier run folder at --out")
+    t.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'); default 1")
+    t.add_argument("--num-nodes", type=int, default=1, help="machines (DDP); default 1")
+    t.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    t.add_argument("--accelerator", default="auto", help="auto, cpu, gpu")
+    t.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed (GPU)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("presets", help="list the presets (model, paper table, size)")
+    pr.add_argument("--fields", metavar="NAME", help="list every config field of preset NAME")
+
+    def ckpt_cmd(name: str, help: str, out: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("ckpt", metavar="CKPT", help="checkpoint folder (or run folder)")
+        c.add_argument("--out", default=out, help=f"output folder (default {out})")
+        c.add_argument("--overwrite", action="store_true", help="replace an earlier output folder")
+        c.add_argument("--chunk-size", type=int, default=16384, help="points decoded at a time (memory)")
+        return c
+
+    r = ckpt_cmd("reconstruct", "reconstruct inputs, optionally at a finer resolution", "outputs/reconstruct")
+    r.add_argument("--input", required=True, help="an input file or a folder of them")
+    r.add_argument("--scale", type=float, help="super-resolution factor (any real number > 0)")
+
+    c = ckpt_cmd("complete", "in-paint / half / out-paint: decode everything from the kept points",
+                 "outputs/complete")  # fmt: skip
+    c.add_argument("--input", required=True, help="an input file or a folder of them")
+    c.add_argument("--mask", required=True, help="box | box:x,y,w,h | half[:left|right|top|bottom] | "
+                   "outpaint:x,y,w,h | random:P")  # fmt: skip
+    c.add_argument("--seed", type=int, default=0, help="seed of random:P masks")
+
+    s = ckpt_cmd("sample", "draw samples from a generative model's prior", "outputs/sample")
+    s.add_argument("-n", type=int, default=16, help="number of samples")
+    s.add_argument("--resolution", default=None, help="grid size: 64, 48x64 (default: the training grid)")
+    s.add_argument("--seed", type=int, default=0)
+
+    sg = ckpt_cmd(
+        "segment", "segmentation and entropy maps of the mixture weights (VaMoH)", "outputs/segment"
+    )
+    sg.add_argument("--input", required=True, help="an input file or a folder of them")
+
+    nv = ckpt_cmd("novel-view", "render new views from support views", "outputs/novel-view")
+    nv.add_argument("--views", required=True, help="object folder: transforms.json + view PNGs")
+    nv.add_argument("--pose", required=True, help="JSON: a 4x4 camera-to-world matrix, a list, or frames")
+
+    e = sub.add_parser("evaluate", help="held-out metrics as JSON and a table")
+    e.add_argument("ckpt", metavar="CKPT", help="checkpoint folder (or run folder)")
+    e.add_argument("--data", help="your own files of the model's modality (default: the checkpoint's data)")
+    e.add_argument("--split", default="test", help="train | val | test | all (default test)")
+    e.add_argument("--num", type=int, help="evaluate the first NUM items (default all)")
+    e.add_argument("--out", help="folder for metrics.json (default: print only)")
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--chunk-size", type=int, default=16384)
+    e.add_argument("--batch-size", type=int, help="items per batch (default data.eval_batch_size)")
+
+    sub.add_parser("datasets", help="list data sources / render examples (`inrgen datasets --help`)",
+                   add_help=False)  # fmt: skip
+
+    d = sub.add_parser("demo", help="train the default preset and write every task's outputs (make demo)")
+    d.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
+    d.add_argument("--overwrite", action="store_true", help="train again over an earlier demo")
+    d.add_argument("--preset", default="vamoh-mnist-small", help="the preset to train")
+    d.add_argument("--max-steps", type=int, help="override the preset's steps")
+    d.add_argument("--no-progress", action="store_true")
+    return p
+
+
+# -------------------------------------------------------------------------------------- commands
+
+
+def _devices(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        if text == "auto" or "," in text:
+            return text
+        raise ValueError(
+            f"--devices must be an int, a comma list of device ids, or 'auto'; got {text!r}"
+        ) from None
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from inrgen.configs import apply_overrides, get_preset
+
+    preset = get_preset(a.preset)
+    preset = apply_overrides(preset, list(a.overrides))
+    if a.data:
+        from inrgen.training.commands import data_for_path
+
+        preset.data = data_for_path(preset.data, a.data, int(preset.model_config.out_channels),
+                                    what=f"preset {preset.name}")  # fmt: skip
+    out = Path(a.out) if a.out else Path("runs") / preset.name
+    from inrgen.training import fit
+
+    t0 = time.time()
+    result = fit(
+        preset, out, resume=a.resume, overwrite=a.overwrite, max_steps=a.max_steps, epochs=a.epochs,
+        devices=_devices(a.devices), num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
+        precision=a.precision, progress=not a.no_progress,
+    )  # fmt: skip
+    from inrgen.training.engine import global_rank_from_env
+
+    if global_rank_from_env() == 0:
+        ev = result.eval or {}
+        psnr = f", held-out PSNR {ev['psnr_mean']:.2f} +- {ev['psnr_std']:.2f} dB" if ev else ""
+        print(f"trained {preset.name} to step {result.step} in {time.time() - t0:.0f} s{psnr}")
+        print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _count_parameters(preset) -> int:
+    import torch
+
+    from inrgen.models.base import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(preset.model, preset.model_config)
+    except Exception:  # noqa: BLE001 - a model whose constructor computes on its tensors: build it for real
+        model = build_model(preset.model, preset.model_config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _human(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def cmd_presets(a: argparse.Namespace) -> int:
+    from inrgen.configs import PRESETS, get_preset
+    from inrgen.configs.base import config_to_dict, field_paths
+
+    if a.fields:
+        p = get_preset(a.fields)
+        print(f"{p.name}: {p.model}  ({p.paper})")
+        sections = {"model": p.model_config, "data": p.data, "train": p.train}
+        for sec, cfg in sections.items():
+            d = config_to_dict(cfg)
+            for path in field_paths(cfg):
+                v: Any = d
+                for part in path.split("."):
+                    v = v[part]
+                print(f"  {sec}.{path} = {json.dumps(v)}")
+        return 0
+    rows = []
+    for name in sorted(PRESETS):
+        p = get_preset(name)
+        rows.append((name, p.model, _human(_count_parameters(p)), "cpu" if p.cpu_sized else "", p.paper))
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(f"{'preset':<{w[0]}}  {'model':<{w[1]}}  {'params':>{w[2]}}  {'':<{w[3]}}  reproduces")
+    for r in rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:<{w[3]}}  {r[4]}")
+    return 0
+
+
+def _report(summary: dict[str, Any], out: str) -> None:
+    rows = summary.get("inputs", [])
+    print(f"wrote {out} ({len(rows) or len(summary.get('files', []))} item(s))")
+    for r in rows[:20]:
+        bits = [f"{k} {r[k]:.2f} dB" for k in ("psnr", "psnr_hidden") if isinstance(r.get(k), float)]
+        print(f"  {r['name']}: " + ", ".join(bits + [f"{len(r.get('files', []))} files"]))
+    if len(rows) > 20:
+        print(f"  ... {len(rows) - 20} more in {out}/summary.json")
+
+
+def cmd_reconstruct(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import run_reconstruct
+
+    _report(run_reconstruct(a.ckpt, a.input, a.out, a.scale, a.chunk_size, a.overwrite), a.out)
+    return 0
+
+
+def cmd_complete(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import run_complete
+
+    _report(run_complete(a.ckpt, a.input, a.mask, a.out, a.chunk_size, a.overwrite, a.seed), a.out)
+    return 0
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import load_checkpoint, run_sample
+
+    res = a.resolution
+    if res is None:
+        _, spec, _ = load_checkpoint(a.ckpt)
+        if spec.grid_shape is None:
+            raise ValueError("pass --resolution (the checkpoint does not record its training grid)")
+        res = "x".join(str(s) for s in spec.grid_shape)
+    s = run_sample(a.ckpt, a.n, res, a.out, a.seed, a.chunk_size, a.overwrite)
+    print(f"wrote {a.out}: {s['n']} samples at {'x'.join(map(str, s['resolution']))}")
+    return 0
+
+
+def cmd_segment(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import run_segment
+
+    _report(run_segment(a.ckpt, a.input, a.out, a.chunk_size, a.overwrite), a.out)
+    return 0
+
+
+def cmd_novel_view(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import run_novel_view
+
+    s = run_novel_view(a.ckpt, a.views, a.pose, a.out, a.chunk_size, a.overwrite)
+    print(f"wrote {a.out}: {s['poses']} view(s) from {s['support']} support view(s)")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from inrgen.training.commands import run_evaluate
+    from inrgen.training.evaluation import format_table
+
+    s = run_evaluate(a.ckpt, a.data, a.out, a.split, a.num, a.chunk_size, a.overwrite, a.batch_size)
+    print(format_table({k: v for k, v in s.items() if k != "psnr_per_item"}))
+    if a.out:
+        print(f"wrote {a.out}/metrics.json")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from inrgen.training.demo import run_demo
+
+    run_demo(a.out, preset=a.preset, overwrite=a.overwrite, max_steps=a.max_steps, progress=not a.no_progress)
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "presets": cmd_presets,
+    "reconstruct": cmd_reconstruct,
+    "complete": cmd_complete,
+    "sample": cmd_sample,
+    "segment": cmd_segment,
+    "novel-view": cmd_novel_view,
+    "evaluate": cmd_evaluate,
+    "demo": cmd_demo,
+}
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    return (ValueError, KeyError, TypeError, OSError, NotImplementedError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 on success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "datasets":
+        from inrgen.data.catalog import datasets_command
+
+        try:
+            return int(datasets_command(argv[1:]) or 0)
+        except _known_errors() as err:
+            return _fail(_msg(err))
+    parser = build_parser()
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if a.command is None:
+        parser.print_help()
+        return 2
+    debug = os.environ.get("INRGEN_DEBUG", "") not in ("", "0")
+    try:
+        return COMMANDS[a.command](a)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except _known_errors() as err:
+        if debug:
+            raise
+        return _fail(_msg(err))
+    except Exception as err:  # noqa: BLE001 - an unexpected failure: still one line, with how to see more
+        if debug:
+            raise
+        return _fail(f"{type(err).__name__}: {_msg(err)} (set INRGEN_DEBUG=1 to see the traceback)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

