@@ -126,7 +126,7 @@ def test_polymnist_composition_inverts_the_photo_under_the_digit():
 
 
 def test_polymnist_build_and_read_back(tmp_path):
-    polymnist.build_polymnist(tmp_path, n_modalities=2, seed=0, limit=20)
+    polymnist.build_polymnist(tmp_path, modalities=(0, 1), seed=0, limit=20)
     m0 = polymnist.PolyMNISTDataset(tmp_path, "train", modality=0)
     m1 = polymnist.PolyMNISTDataset(tmp_path, "train", modality="m1")
     assert len(m0) == len(m1) == 20
@@ -142,6 +142,10 @@ def test_polymnist_build_and_read_back(tmp_path):
         assert item.to_image().shape == (1, 3, 28, 28)
     # modality 0 and 1 differ (different photographs)
     assert not torch.equal(m0[0].values, m1[0].values)
+    # a modality built alone is identical to the same modality built with the others
+    polymnist.build_polymnist(tmp_path / "alone", modalities=(1,), seed=0, limit=20)
+    alone = polymnist.PolyMNISTDataset(tmp_path / "alone", "train", modality=1)
+    assert [f.read_bytes() for f in alone.files] == [f.read_bytes() for f in m1.files]
 
 
 def test_shapes3d_reads_h5_exactly_and_renders_the_factor_colours(tmp_path):

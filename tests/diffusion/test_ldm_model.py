@@ -1,6 +1,9 @@
 """The latent diffusion model around a frozen INR: training on toy latents, class-conditional samples,
 the frozen INR, checkpoints, the generate task and clear errors."""
 
+import dataclasses
+import shutil
+
 import pytest
 import torch
 from ldm_helpers import TokenINR, TokenINRConfig, make_ldm, small_config, token_points
@@ -38,9 +41,10 @@ def test_training_on_a_two_class_mixture_learns_class_conditional_samples():
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     g = torch.Generator().manual_seed(0)
     model.train()
-    losses = []
+    losses, first_items = [], []
     for step in range(300):
         z, y = mixture(128, g)
+        first_items.append(z) if step < 4 else None
         out = model.loss(token_points(z, y), step)
         opt.zero_grad()
         out["loss"].backward()
@@ -49,9 +53,11 @@ def test_training_on_a_two_class_mixture_learns_class_conditional_samples():
     first, last = sum(losses[:10]) / 10, sum(losses[-50:]) / 50
     assert first > 0.8 and last < 0.5 * first  # untrained output 0 has loss E||x0||^2 = 1
     # the latents Z = 1.5 values + 0.3 (the stand-in INR) are standardised over the training data
+    # from the first latent_stats_items = 512 = 4 x 128 training items, then frozen
     latent_means = MEANS * model.inr.scale.detach() + model.inr.offset.detach()
+    seen = model.encode(token_points(torch.cat(first_items))).detach()
     mean, std = model.standardizer.stats()
-    assert torch.allclose(mean, latent_means.mean(0), atol=0.15)
+    assert torch.allclose(mean, seen.mean(0), atol=1e-5) and torch.allclose(std, seen.std(0, unbiased=False))
     assert int(model.ema_step) == 299
     model.eval()
     gen = torch.Generator().manual_seed(1)
@@ -87,7 +93,7 @@ def test_inr_pretraining_phase_then_frozen():
     model = LatentDiffusion(cfg).double()
     batch = token_points(torch.randn(8, 4, 2, dtype=torch.float64), torch.randint(0, 3, (8,)))
     model.train()
-    with pytest.raises(ValueError, match="never trained"):
+    with pytest.raises(ValueError, match="no trained weights"):
         LatentDiffusion(small_config(inr_model="ldm-test-token-inr")).double().loss(batch, step=0)
     out = model.loss(batch, step=2)  # phase 1: the INR's own loss
     assert set(out) == {"loss", "inr_mse"}
@@ -104,10 +110,10 @@ def test_inr_pretraining_phase_then_frozen():
 
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = make_ldm(ema_decay=0.99, num_classes=3)
+    model = make_ldm(dtype=torch.float32, ema_decay=0.99, num_classes=3)
     opt = torch.optim.Adam(model.denoiser.parameters(), lr=1e-2)
     for step in range(3):
-        z = torch.randn(16, 4, 2, dtype=torch.float64)
+        z = torch.randn(16, 4, 2)
         loss = model.loss(token_points(z, torch.randint(0, 3, (16,))), step)["loss"]
         opt.zero_grad()
         loss.backward()
@@ -129,15 +135,30 @@ def test_inr_from_checkpoint_folder_is_saved_inside(tmp_path):
     with torch.no_grad():
         inr.scale.fill_(2.0)
     save_checkpoint(tmp_path / "inr", inr)
-    model = LatentDiffusion(small_config(inr_checkpoint=str(tmp_path / "inr")))
-    assert model.config.inr_checkpoint is None and model.config.inr_model == "ldm-test-token-inr"
+    folder = str(tmp_path / "inr")
+    # an empty inr_config adopts the checkpoint's INR (written into the config)
+    model = LatentDiffusion(small_config(inr_checkpoint=folder))
+    assert model.config.inr_model == "ldm-test-token-inr"
     assert model.config.inr_config == {"coord_dim": 1, "out_channels": 3, "num_tokens": 5}
     assert model.latent_shape == (5, 3) and bool(model.inr_trained)
     assert torch.equal(model.inr.scale, torch.full((3,), 2.0))
+    # an explicit, matching inr_config loads the weights too
+    same = small_config(inr_checkpoint=folder, inr_model="ldm-test-token-inr", inr_config={"num_tokens": 5})
+    same.inr_config["out_channels"] = 3
+    assert bool(LatentDiffusion(same).inr_trained)
     model.save_pretrained(tmp_path / "ldm")
-    (tmp_path / "inr" / "model.safetensors").unlink()  # the diffusion checkpoint alone suffices
+    shutil.rmtree(tmp_path / "inr")  # the diffusion checkpoint alone suffices
     back = LatentDiffusion.from_pretrained(tmp_path / "ldm")
-    assert torch.equal(back.inr.scale, torch.full((3,), 2.0))
+    assert torch.equal(back.inr.scale, torch.full((3,), 2.0)) and bool(back.inr_trained)
+    # a fresh run whose INR folder is missing, or holds another INR, refuses to train
+    batch = token_points(torch.randn(2, 5, 3), torch.tensor([0, 1]))
+    fresh = LatentDiffusion(model.config)
+    with pytest.raises(ValueError, match="does not exist"):
+        fresh.train().loss(batch, 0)
+    save_checkpoint(tmp_path / "inr2", TokenINR(TokenINRConfig(num_tokens=5, out_channels=2)))
+    other = dataclasses.replace(model.config, inr_checkpoint=str(tmp_path / "inr2"))
+    with pytest.raises(ValueError, match="differing fields: out_channels"):
+        LatentDiffusion(other).train().loss(batch, 0)
 
 
 def test_generate_task_and_sample_decode_the_sampled_latents():

@@ -4,6 +4,7 @@
     inrgen datasets --render mnist -n 16 --out mnist.png
     inrgen datasets --render era5 --root t2m.nc --split test -n 8 --out era5.png --globe
     inrgen datasets --render views-synthetic -o n_support=3 --out views.png
+    inrgen datasets --render all --out outputs/           # every source present or generated here
 
 Images are tiled as they are; voxels are shaded renders (``inrgen.viz.render_voxels``); fields on the
 sphere are lat-lon maps (or globes with ``--globe``) of the normalised values, unobserved (NaN) cells
@@ -23,7 +24,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inrgen.data.datasets import SOURCES, DataSourceError, build_dataset, get_source, source_available
+from inrgen.data.datasets import (
+    SOURCES,
+    DataSourceError,
+    build_dataset,
+    get_source,
+    polymnist_cache_params,
+    source_available,
+)
 from inrgen.data.datasets._common import cache_folder, is_generated
 
 __all__ = ["datasets_command", "source_status", "list_sources_table", "render_examples", "parse_options"]
@@ -37,7 +45,7 @@ def source_status(name: str, root: str | None = None) -> tuple[str, str]:
             return ("cached" if is_generated(root) else "generates"), str(root)
         params = dict(info.generator_defaults)
         if name == "polymnist":
-            params = {"n_modalities": 5, "seed": 0, "limit": None}
+            params = polymnist_cache_params()
         folder = cache_folder(name, params)
         if is_generated(folder):
             return "cached", str(folder)
@@ -135,13 +143,36 @@ def render_examples(
     return viz.save_image_grid(rows, out, nrow=v, scale=_scale_for(*rows.shape[-2:]))
 
 
+def _render_all(ns: argparse.Namespace) -> int:
+    """``--render all``: every source usable here (real ones found, synthetic ones generated) into the
+    folder ``--out`` (default ``outputs/``), one ``<source>.png`` each; failures are reported, not fatal."""
+    out_dir = Path(ns.out or "outputs")
+    failed = 0
+    for name in SOURCES:
+        status, _ = source_status(name)
+        if status == "no":
+            print(f"skip {name}: not on this machine")
+            continue
+        try:
+            path = render_examples(
+                name, ns.n, out_dir / f"{name}.png", None, ns.split, parse_options(ns.option)
+            )
+            print(f"wrote {path}")
+        except (DataSourceError, KeyError, ValueError, TypeError) as err:
+            failed += 1
+            print(f"inrgen datasets: {name}: error: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def datasets_command(args: list[str] | None = None) -> int:
     """Entry point of ``inrgen datasets`` (returns the exit code)."""
     p = argparse.ArgumentParser(
         prog="inrgen datasets",
         description="List the data sources and whether they are present; render examples to a PNG grid.",
     )
-    p.add_argument("--render", metavar="NAME", help="render examples of this source")
+    p.add_argument(
+        "--render", metavar="NAME", help="render examples of this source ('all': every source here)"
+    )
     p.add_argument("-n", type=int, default=16, help="number of examples (default 16)")
     p.add_argument("--out", default=None, help="PNG file to write (default outputs/<NAME>.png)")
     p.add_argument("--root", default=None, help="where the source's files are (default: its usual place)")
@@ -153,6 +184,8 @@ def datasets_command(args: list[str] | None = None) -> int:
         if ns.render is None:
             print(list_sources_table(ns.root))
             return 0
+        if ns.render == "all":
+            return _render_all(ns)
         out = ns.out or f"outputs/{ns.render}.png"
         path = render_examples(ns.render, ns.n, out, ns.root, ns.split, parse_options(ns.option), ns.globe)
     except (DataSourceError, KeyError, ValueError, TypeError) as err:

@@ -475,14 +475,17 @@ def _grid_points(res: int) -> np.ndarray:
     return np.stack(np.meshgrid(a, a, a, indexing="ij"), -1)
 
 
-def _in_box(p, lo, hi) -> np.ndarray:
-    return np.all((p >= np.asarray(lo)) & (p <= np.asarray(hi)), axis=-1)
+def _in_box(a: np.ndarray, lo, hi) -> np.ndarray:
+    """Axis-aligned box on the grid with axis coordinates ``a``: separable, ``(res, res, res)`` bool."""
+    m = [(a >= lo[k]) & (a <= hi[k]) for k in range(3)]
+    return m[0][:, None, None] & m[1][None, :, None] & m[2][None, None, :]
 
 
 def chair_voxels(rng: np.random.Generator, res: int = 32) -> np.ndarray:
     """A procedural chair ``(res, res, res)`` uint8: seat, four legs, a back (solid or slatted), maybe
     arms; y (axis 1) is up, the back is at -z."""
-    p = _grid_points(res)
+    p = (2 * np.arange(res) + 1) / res - 1  # axis coordinates (voxel centres)
+    X, Y = p[:, None, None], p[None, :, None]
     v = 2.0 / res  # one voxel
     sw, sd = rng.uniform(0.45, 0.8), rng.uniform(0.45, 0.75)  # seat half width (x) / depth (z)
     sy, st = rng.uniform(-0.25, 0.05), rng.uniform(1.5, 3.0) * v  # seat height / thickness
@@ -498,9 +501,9 @@ def chair_voxels(rng: np.random.Generator, res: int = 32) -> np.ndarray:
     back = _in_box(p, (-sw, sy, -sd), (sw, top, -sd + 2 * bt))
     if rng.uniform() < 0.5:  # slatted back: vertical slats with gaps
         n_slats = int(rng.integers(3, 6))
-        phase = ((p[..., 0] + sw) / (2 * sw) * (2 * n_slats - 1)).astype(int) % 2 == 0
-        rail = p[..., 1] > top - 3 * v
-        back &= phase | rail | (p[..., 1] < sy + st + 2 * v)
+        phase = ((X + sw) / (2 * sw) * (2 * n_slats - 1)).astype(int) % 2 == 0
+        rail = Y > top - 3 * v
+        back &= phase | rail | (Y < sy + st + 2 * v)
     occ |= back
     if rng.uniform() < 0.4:  # arms
         ah = sy + rng.uniform(0.25, 0.4)

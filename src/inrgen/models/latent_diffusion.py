@@ -104,7 +104,7 @@ class LatentDiffusionConfig:
     # ---- the frozen INR whose latents are modelled
     inr_model: str = "locality_aware"  # registry name of the INR (its encode returns tokens (B, R, D))
     inr_config: dict[str, Any] = field(default_factory=dict)  # its config as a dict ({}: its defaults)
-    inr_checkpoint: str | None = None  # folder of a trained INR; when set, replaces inr_model / inr_config
+    inr_checkpoint: str | None = None  # folder of the trained INR (of inr_config; {} adopts the folder's)
     inr_pretrain_steps: int = 0  # train the INR with its own loss for these first steps, then freeze it
     num_tokens: int = 0  # R latent tokens (0: the INR's ``latent_shape``)
     token_dim: int = 0  # D channels per token (0: the INR's ``latent_shape``)
@@ -465,7 +465,9 @@ class LatentDiffusion(INRModel):
       the IPC code's EMA; sampling uses it as soon as one update happened;
     * ``inr_trained``: whether the INR holds trained weights (loaded from ``inr_checkpoint``, given to
       :meth:`from_inr`, or trained for ``inr_pretrain_steps``); diffusion training refuses an untrained
-      INR, whose latents would be meaningless.
+      INR, whose latents would be meaningless. Our checkpoints hold the INR's weights and its config
+      (``inr_config``), so ``from_pretrained`` needs only their folder, even where ``inr_checkpoint``
+      does not exist.
 
     With ``inr_pretrain_steps = K > 0`` the first K steps train the INR with its own ``loss`` (a single
     run from scratch, as in ``ldm-mnist-small``); from step K on it is frozen. Use it in single-process
@@ -477,7 +479,7 @@ class LatentDiffusion(INRModel):
 
     def __init__(self, config: LatentDiffusionConfig) -> None:
         super().__init__(config)
-        inr, config, trained = self._build_inr(config)
+        inr, config, self._untrained_reason = self._build_inr(config)
         self.config = config
         self.inr = inr
         if config.inr_pretrain_steps == 0:
@@ -502,36 +504,70 @@ class LatentDiffusion(INRModel):
         else:
             self.ema_denoiser = None
         self.register_buffer("ema_step", torch.tensor(-1, dtype=torch.long))
-        self.register_buffer("inr_trained", torch.tensor(trained))
+        self.register_buffer("inr_trained", torch.tensor(self._untrained_reason is None))
         self.train_scheduler = make_scheduler(config, "ddpm")
 
     # ------------------------------------------------------------------ construction
     @staticmethod
-    def _build_inr(config: LatentDiffusionConfig) -> tuple[INRModel, LatentDiffusionConfig, bool]:
-        """The INR and a config that rebuilds it without the checkpoint (weights: saved with ours)."""
+    def _build_inr(config: LatentDiffusionConfig) -> tuple[INRModel, LatentDiffusionConfig, str | None]:
+        """The INR, the config that rebuilds it, and why it holds no trained weights (None: it does).
+
+        ``inr_model`` / ``inr_config`` define the INR; ``inr_checkpoint`` is where its trained weights
+        come from. The checkpoint is used when it exists and holds that INR (an empty ``inr_config``
+        adopts the checkpoint's, written back into the config so that our own checkpoints rebuild the
+        INR without that folder). Otherwise the INR is built from ``inr_config`` untrained, with the
+        reason kept: ``from_pretrained`` then loads its weights from our checkpoint, while training
+        refuses it (see :meth:`loss`).
+        """
+        import inrgen.models  # noqa: F401  (registers every model)
         from inrgen.configs.base import config_from_dict, config_to_dict
 
-        if config.inr_checkpoint is not None:
-            from inrgen.checkpoint import load_model
+        def known() -> str:
+            return ", ".join(sorted(k for k in MODELS if k != "latent_diffusion"))
 
-            inr = load_model(config.inr_checkpoint)
-            if isinstance(inr, LatentDiffusion):
-                raise ValueError(f"{config.inr_checkpoint} holds a latent diffusion model, not an INR")
-            config = dataclasses.replace(
-                config,
-                inr_model=inr.model_name,
-                inr_config=config_to_dict(inr.config),
-                inr_checkpoint=None,
-            )
-            return inr, config, True
-        import inrgen.models  # noqa: F401  (registers every model)
+        note = "it was built from model.inr_config (no inr_checkpoint)"
+        ckpt = config.inr_checkpoint
+        if ckpt is not None:
+            from pathlib import Path
 
+            from inrgen.checkpoint import CheckpointError, load_config, load_model
+
+            if not (Path(ckpt) / "config.json").is_file():
+                note = f"inr_checkpoint {ckpt} does not exist"
+            else:
+                stored = load_config(ckpt)
+                if stored["model"] == "latent_diffusion":
+                    raise ValueError(f"inr_checkpoint {ckpt} holds a latent diffusion model, not an INR")
+                if not config.inr_config:
+                    config = dataclasses.replace(
+                        config, inr_model=stored["model"], inr_config=stored["model_config"]
+                    )
+                if stored["model"] not in MODELS:
+                    raise KeyError(f"{ckpt}: unknown INR model {stored['model']!r}; known: {known()}")
+                if stored["model"] != config.inr_model:
+                    note = (
+                        f"inr_checkpoint {ckpt} holds a {stored['model']} model, not model.inr_model="
+                        f"{config.inr_model}; set model.inr_config={{}} to adopt the checkpoint's model"
+                    )
+                else:
+                    cls = MODELS[config.inr_model]
+                    ours = config_to_dict(config_from_dict(cls.config_class, config.inr_config))
+                    theirs = config_to_dict(config_from_dict(cls.config_class, stored["model_config"]))
+                    if ours == theirs:
+                        try:
+                            return load_model(ckpt), config, None
+                        except CheckpointError as err:
+                            note = f"inr_checkpoint {ckpt} cannot be read: {err}"
+                    else:
+                        diff = sorted(k for k in ours if ours[k] != theirs.get(k))
+                        note = (
+                            f"inr_checkpoint {ckpt} holds a different INR than model.inr_config (differing "
+                            f"fields: {', '.join(diff)}); set model.inr_config={{}} to adopt the checkpoint's"
+                        )
         if config.inr_model not in MODELS or config.inr_model == "latent_diffusion":
-            known = ", ".join(sorted(k for k in MODELS if k != "latent_diffusion"))
-            raise KeyError(f"unknown INR model {config.inr_model!r} for latent diffusion; known: {known}")
+            raise KeyError(f"unknown INR model {config.inr_model!r} for latent diffusion; known: {known()}")
         cls = MODELS[config.inr_model]
-        inr = cls(config_from_dict(cls.config_class, config.inr_config))
-        return inr, config, False
+        return cls(config_from_dict(cls.config_class, config.inr_config)), config, note
 
     @staticmethod
     def _latent_shape(config: LatentDiffusionConfig, inr: INRModel) -> tuple[int, int]:
@@ -567,6 +603,7 @@ class LatentDiffusion(INRModel):
         model = cls(cfg)
         model.inr.load_state_dict(inr.state_dict())
         model.inr_trained.fill_(True)
+        model._untrained_reason = None
         p = next(inr.parameters(), None)
         return model.to(p.dtype) if p is not None else model
 
@@ -690,9 +727,10 @@ class LatentDiffusion(INRModel):
             self.inr_trained.fill_(True)
         if not bool(self.inr_trained):
             raise ValueError(
-                "the frozen INR was never trained, so its latents carry no information: set "
-                "model.inr_checkpoint=FOLDER (a trained INR, e.g. from `inrgen train laginr-...`), or "
-                "model.inr_pretrain_steps=N to train it first, or build with LatentDiffusion.from_inr"
+                f"the frozen INR holds no trained weights ({self._untrained_reason}), so its latents carry "
+                "no information: set model.inr_checkpoint=FOLDER (a trained INR, e.g. from `inrgen train "
+                "laginr-...`), or model.inr_pretrain_steps=N to train it first, or use "
+                "LatentDiffusion.from_inr"
             )
         points = batch.context if isinstance(batch, PointSetPair) else batch
         labels = self._labels(points)

@@ -40,8 +40,9 @@ Example:
     >>> from inrgen import PointSet
     >>> model = VaMoH(VaMoHConfig(out_channels=1))
     >>> batch = PointSet.from_image(torch.rand(4, 1, 28, 28))
-    >>> sorted(model.loss(batch, step=0))[:4]
-    ['elbo', 'kl_c', 'kl_z', 'loss']
+    >>> losses = model.loss(batch, step=0)      # -ELBO per observed value, and the terms per item
+    >>> bool(torch.isclose(losses["elbo"], losses["recon"] - losses["kl_z"] - losses["kl_c"]))
+    True
     >>> model.decode(model.encode(batch), batch.coords).mean.shape
     torch.Size([4, 784, 1])
 """
@@ -272,9 +273,20 @@ class VaMoH(INRModel):
     def encode(self, points: PointSet) -> Distribution:
         """``q(z | points)`` from the observed points: ``Independent(Normal(mu, sigma), 1)`` over dim_z."""
         self.check_points(points)
+        points = self._cast(points)
         if self.config.train_max_points is not None:  # the point density the encoder was trained on
             points = self._limit_points(points, torch.Generator().manual_seed(0))
         return self.encoder(points)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.gamma.B.dtype
+
+    def _cast(self, points: PointSet) -> PointSet:
+        """``points`` in the model's floating dtype (coordinates and values)."""
+        if points.coords.dtype == self.dtype and points.values.dtype == self.dtype:
+            return points
+        return points.to(dtype=self.dtype)
 
     def _latent(self, latent: Distribution | Tensor) -> Tensor:
         if isinstance(latent, Distribution):
@@ -289,7 +301,7 @@ class VaMoH(INRModel):
             raise ValueError(f"z must have shape (B, {self.config.dim_z}), got {tuple(z.shape)}")
         if not torch.isfinite(z).all():
             raise ValueError("the latent z contains NaN or inf")
-        return z
+        return z.to(self.dtype)
 
     def _features(self, coords: Tensor, b: int) -> Tensor:
         """``gamma(x)``: ``(n, 2m)`` when all items share the coordinates, else ``(b, n, 2m)``."""
@@ -330,6 +342,7 @@ class VaMoH(INRModel):
             raise TypeError(f"VaMoH.decode got unexpected arguments {sorted(kwargs)}")
         z = self._latent(latent)
         self.check_coords(coords)
+        coords = coords.to(self.dtype)
         b = z.shape[0]
         feats = self._features(coords, b)
         comp = self._components(z, feats)
@@ -343,7 +356,7 @@ class VaMoH(INRModel):
                 )
             if not torch.isfinite(values).all():
                 raise ValueError("values contain NaN or inf; pass only the observed points' values")
-            logits = self.post_cat(feats, z, values.to(z.dtype))
+            logits = self.post_cat(feats, z, values.to(self.dtype))
         log_w = logits.log_softmax(-1)
         w = log_w.exp()
         mu_k, var_k = self._moments(comp)
@@ -422,6 +435,7 @@ class VaMoH(INRModel):
         (default: ``kl_z_samples`` reparameterised draws from q; the first one serves the reconstruction).
         """
         self.check_points(points)
+        points = self._cast(points)
         step = int(self.trained_steps) if step is None else int(step)
         q = self.encoder(points)
         if zs is None:

@@ -38,6 +38,8 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +57,7 @@ __all__ = [
 
 _NONLINEARITIES = ("leaky_relu", "tanh")
 _NO_SAMPLE_SHAPE = torch.Size()
+_Shape = torch.Size | list[int] | tuple[int, ...]
 
 
 class PlanarTransform(nn.Module):
@@ -206,7 +209,7 @@ class PlanarFlowDistribution(Distribution):
         self,
         base_loc: Tensor,
         base_log_scale: Tensor,
-        transforms: list[PlanarTransform] | nn.ModuleList,
+        transforms: Iterable[PlanarTransform] | nn.ModuleList,
         validate_args: bool | None = None,
     ) -> None:
         if base_loc.ndim != 1 or base_log_scale.shape != base_loc.shape:
@@ -216,7 +219,7 @@ class PlanarFlowDistribution(Distribution):
             )
         self.base_loc = base_loc
         self.base_log_scale = base_log_scale
-        self.transforms = list(transforms)
+        self.transforms = cast(list[PlanarTransform], list(transforms))
         for t in self.transforms:
             if t.dim != base_loc.shape[0]:
                 raise ValueError(f"a planar layer has dim {t.dim}, the base has dim {base_loc.shape[0]}")
@@ -231,12 +234,10 @@ class PlanarFlowDistribution(Distribution):
         eps = (z0 - self.base_loc) * torch.exp(-self.base_log_scale)
         return -0.5 * (eps.square() + math.log(2 * math.pi)).sum(-1) - self.base_log_scale.sum()
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
+    def rsample(self, sample_shape: _Shape = _NO_SAMPLE_SHAPE) -> Tensor:
         return self.rsample_and_log_prob(sample_shape)[0]
 
-    def rsample_and_log_prob(
-        self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE
-    ) -> tuple[Tensor, Tensor]:
+    def rsample_and_log_prob(self, sample_shape: _Shape = _NO_SAMPLE_SHAPE) -> tuple[Tensor, Tensor]:
         """Sample by the forward pass and return ``(z (*sample_shape, d), log p(z) (*sample_shape))``.
 
         The density comes from the forward log-dets (``log p0(z0) - sum_t log|det J_{f_t}|``), without
@@ -336,6 +337,7 @@ class StandardNormalPrior(nn.Module):
         if int(dim) < 1:
             raise ValueError(f"StandardNormalPrior needs dim >= 1, got {dim}")
         self.dim = int(dim)
+        self.loc: Tensor
         self.register_buffer("loc", torch.zeros(self.dim), persistent=False)
 
     def forward(self) -> Distribution:

@@ -86,6 +86,7 @@ __all__ = [
 
 
 _NO_SAMPLE_SHAPE = torch.Size()
+_Shape = torch.Size | list[int] | tuple[int, ...]
 
 
 def _log1mexp(x: Tensor) -> Tensor:
@@ -138,7 +139,7 @@ class DiscretizedLogistic(Distribution):
     def bin_width(self) -> float:
         return 1.0 / (self.num_bins - 1)
 
-    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance: Any = None) -> DiscretizedLogistic:
+    def expand(self, batch_shape: _Shape, _instance: Any = None) -> DiscretizedLogistic:
         shape = torch.Size(batch_shape)
         return DiscretizedLogistic(
             self.loc.expand(shape), self.log_scale.expand(shape), self.num_bins, validate_args=False
@@ -165,29 +166,35 @@ class DiscretizedLogistic(Distribution):
     def _moments(self) -> tuple[Tensor, Tensor]:
         """Exact mean and variance as sums over the bin boundaries ``m_k = (k - 1/2) Delta``, k = 1..K-1.
 
-        With a pivot centre ``c_j`` (the centre nearest to ``clamp(loc, 0, 1)``) and
-        ``T_k = P(Y >= c_k)`` for ``k > j``, ``T_k = P(Y <= c_{k-1})`` for ``k <= j``:
-        ``E[Y - c_j] = Delta sum_k sgn_k T_k`` and ``E[(Y - c_j)^2] = 2 Delta sum_k |m_k - c_j| T_k``
-        (telescoping over the bins; every term is non-negative and decays away from ``loc``).
+        Pivot on the centre ``c_j`` of the bin that contains ``loc`` (``j = #{k: m_k <= loc}``, clamped to
+        the grid) and let ``U_k = +P(Y >= c_k) = sigmoid(-|z_k|)`` for ``k > j`` and ``U_k = -P(Y <= c_{k-1})
+        = -sigmoid(-|z_k|)`` for ``k <= j``, ``z_k = (loc - m_k) / s``. Telescoping over the bins gives
+        ``E[Y - c_j] = Delta sum_k U_k`` and ``E[(Y - c_j)^2] = 2 Delta sum_k (m_k - c_j) U_k`` (all terms
+        of the second sum are >= 0 and ``|m_k - c_j| >= Delta / 2``, so it is free of cancellation); both
+        sums are one matrix product ``U @ [1, m]``.
         """
         K, delta = self.num_bins, self.bin_width
-        loc, inv_s = self.loc, torch.exp(-self.log_scale)
-        j = torch.round(loc.detach().clamp(0, 1) * (K - 1))
+        loc, inv_s = self.loc.detach(), torch.exp(-self.log_scale)
+        dtype, device = loc.dtype, loc.device
+        # j = #{k >= 1: m_k <= loc}, computed with the same floating-point m_k as below
+        j = torch.floor(loc * (K - 1) + 0.5).clamp(0, K - 1)
+        m_j = (j - 0.5) * delta
+        m_next = (j + 0.5) * delta
+        j = j - ((loc < m_j) & (j >= 1)).to(dtype) + ((loc >= m_next) & (j <= K - 2)).to(dtype)
         pivot = j * delta
-        m1 = torch.zeros_like(loc)
-        m2 = torch.zeros_like(loc)
-        numel = max(1, loc.numel())
-        chunk = int(min(K - 1, max(1, 2**22 // numel)))
+        loc = self.loc
+        acc = loc.new_zeros(loc.shape + (2,))
+        chunk = int(min(K - 1, max(1, 2**22 // max(1, loc.numel()))))
         for start in range(1, K, chunk):
-            k = torch.arange(start, min(K, start + chunk), dtype=loc.dtype, device=loc.device)
-            m = (k - 0.5) * delta  # boundaries
-            sgn = torch.where(k > j.unsqueeze(-1), 1.0, -1.0)
-            t = torch.sigmoid(sgn * (loc.unsqueeze(-1) - m) * inv_s.unsqueeze(-1))
-            m1 = m1 + (sgn * t).sum(-1)
-            m2 = m2 + ((m - pivot.unsqueeze(-1)).abs() * t).sum(-1)
-        m1 = m1 * delta
-        m2 = m2 * 2 * delta
-        return pivot + m1, (m2 - m1.square()).clamp_min(0.0)
+            k = torch.arange(start, min(K, start + chunk), dtype=dtype, device=device)
+            m = (k - 0.5) * delta
+            z = (loc.unsqueeze(-1) - m) * inv_s.unsqueeze(-1)
+            t = torch.sigmoid(-z.abs())
+            u = torch.where(k > j.unsqueeze(-1), t, -t)
+            acc = acc + u @ torch.stack([torch.ones_like(m), m], -1)
+        e1 = delta * acc[..., 0]
+        e2 = 2 * delta * (acc[..., 1] - pivot * acc[..., 0])
+        return pivot + e1, (e2 - e1.square()).clamp_min(0.0)
 
     @property
     def mean(self) -> Tensor:
@@ -206,7 +213,7 @@ class DiscretizedLogistic(Distribution):
         lp = self.log_prob(cands.movedim(-1, 0)).movedim(0, -1)
         return cands.gather(-1, lp.argmax(-1, keepdim=True)).squeeze(-1)
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
+    def sample(self, sample_shape: _Shape = _NO_SAMPLE_SHAPE) -> Tensor:
         """Draw a logistic variable and report the bin it falls in (exactly the discretized law)."""
         shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
@@ -246,7 +253,7 @@ class ContinuousBernoulli(Distribution):
     def probs(self) -> Tensor:
         return torch.sigmoid(self.logits)
 
-    def expand(self, batch_shape: torch.Size | tuple[int, ...], _instance: Any = None) -> ContinuousBernoulli:
+    def expand(self, batch_shape: _Shape, _instance: Any = None) -> ContinuousBernoulli:
         return ContinuousBernoulli(self.logits.expand(torch.Size(batch_shape)), validate_args=False)
 
     def log_normalizer(self) -> Tensor:
@@ -298,7 +305,7 @@ class ContinuousBernoulli(Distribution):
         y_neg = torch.where(neg == 0, v, torch.log1p(v * torch.expm1(safe)) / safe)
         return torch.where(eta > 0, 1 - y_neg, y_neg)
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = _NO_SAMPLE_SHAPE) -> Tensor:
+    def rsample(self, sample_shape: _Shape = _NO_SAMPLE_SHAPE) -> Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         u = torch.rand(shape, dtype=self.logits.dtype, device=self.logits.device)
         return self.icdf(u)

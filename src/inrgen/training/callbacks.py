@@ -22,6 +22,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from inrgen.checkpoint import save_checkpoint
 from inrgen.configs.base import Preset
@@ -105,6 +106,21 @@ class CheckpointCallback(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.save(trainer, pl_module)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's progress bar over the steps of the run, showing the model's loss terms (no epoch or
+    logger version)."""
+
+    def get_metrics(self, trainer, pl_module):
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        start = getattr(pl_module, "start_step", 0)
+        self.train_progress_bar.set_description(f"steps {start}+" if start else "steps")
 
 
 class StopAtStep(pl.Callback):

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from inrgen import tasks
+from inrgen.checkpoint import load_config, load_model
 from inrgen.configs import get_preset
 from inrgen.data.masks import half_mask, outpaint_mask, parse_mask
 from inrgen.data.points import PointSet, collate
@@ -56,6 +57,10 @@ def _img(values: torch.Tensor, points: PointSet) -> torch.Tensor:
     if out is None:
         raise ValueError(f"the demo shows grid data; {points.kind} points without a grid cannot be drawn")
     return out
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 def _psnr_on(pred: torch.Tensor, points: PointSet, mask: torch.Tensor) -> list[float]:
@@ -112,7 +117,7 @@ def write_task_figures(model, items: PointSet, out: Path, chunk_size: int | None
         kk = seg.weights.shape[-1]
         rows = [truth, _img(seg.mean, items), viz.segmentation_map(seg.weights, shape),
                 viz.entropy_map(seg.weights, shape)]  # fmt: skip
-        save_grid(out / "segmentation.png", torch.cat(rows), nrow=k)
+        save_grid(out / "segmentation.png", torch.cat([_rgb(r) for r in rows]), nrow=k)
         save_grid(out / "entropy.png", viz.entropy_map(seg.weights, shape), nrow=k)
         metrics["segmentation_components_used"] = torch.bincount(labels.flatten(), minlength=kk).tolist()
         metrics["mean_entropy_nats"] = float(entropy.mean())
@@ -181,17 +186,25 @@ def run_demo(
         prepare_run_dir(out, overwrite=overwrite, resume=False, command="demo", preset=preset)
     threads = torch.get_num_threads()
     t_train = time.time()
-    result = fit(p, out / "run", resume=resume, max_steps=max_steps, progress=progress)
+    target = max_steps if max_steps is not None else p.train.max_steps
+    ckpt = out / "run" / "checkpoint"
+    if resume and int(load_config(ckpt).get("step", 0)) >= target:  # trained; only the figures are missing
+        model = load_model(ckpt)
+        step = int(load_config(ckpt)["step"])
+        ev_path = out / "run" / "eval.json"
+        ev = json.loads(ev_path.read_text())["latest"] if ev_path.is_file() else {}
+    else:
+        result = fit(p, out / "run", resume=resume, max_steps=max_steps, progress=progress)
+        model, step, ev = result.model, result.step, result.eval or {}
     train_seconds = time.time() - t_train
-    model = result.model.eval()
+    model.eval()
 
     items = collate([test[i] for i in range(min(NUM_SHOWN, len(test)))])
     metrics = write_task_figures(model, items, out)
-    ev = result.eval or {}
     files = sorted(f.name for f in out.iterdir() if f.suffix == ".png") + ["metrics.json"]
     summary: dict[str, Any] = {
         "preset": preset,
-        "steps": result.step,
+        "steps": step,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t0, 1),
         "threads": threads,

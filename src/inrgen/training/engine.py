@@ -33,7 +33,13 @@ from inrgen.checkpoint import CheckpointError, load_config, load_model
 from inrgen.configs.base import Preset
 from inrgen.data.points import PointSet, PointSetPair
 from inrgen.models.base import INRModel, build_model
-from inrgen.training.callbacks import CheckpointCallback, EvalCallback, RestoreState, StopAtStep
+from inrgen.training.callbacks import (
+    CheckpointCallback,
+    EvalCallback,
+    RestoreState,
+    StepProgressBar,
+    StopAtStep,
+)
 from inrgen.training.data import INRDataModule
 from inrgen.training.module import INRLightningModule, lr_factor
 from inrgen.training.outputs import check_run_dir, prepare_run_dir
@@ -142,13 +148,14 @@ def fit(
     progress: bool = True,
     log: bool = True,
     evaluate: bool = True,
+    checkpoint: bool = True,
     train_set: Dataset | None = None,
     test_set: Dataset | None = None,
     data_info: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``preset`` into the run folder ``out`` (see the module docstring).
 
-    ``max_steps`` / ``epochs`` override ``preset.train.max_steps`` (epochs are converted to steps of the
+    ``checkpoint=False`` writes no checkpoint (smoke tests). ``max_steps`` / ``epochs`` override ``preset.train.max_steps`` (epochs are converted to steps of the
     global batch). ``stop_at`` stops after that step as if the run were interrupted (the schedule still
     targets ``max_steps``). ``train_set`` / ``test_set`` replace the preset's data sets (already built).
     Everything that can be checked is checked before training starts.
@@ -225,8 +232,13 @@ def fit(
         prepare_run_dir(out, overwrite=overwrite, resume=resume, command="train", preset=preset.name)
 
     module = INRLightningModule(model, preset.train, start_step=start, training_state=state)
-    ckpt_cb = CheckpointCallback(out, preset, preset.train.checkpoint_every, data_info)
-    callbacks: list[pl.Callback] = [ckpt_cb]
+    if data_info is None and hasattr(datamodule.train_set, "normalization_state"):
+        data_info = datamodule.train_set.normalization_state()  # e.g. the statistics of sphere fields
+    callbacks: list[pl.Callback] = []
+    if checkpoint:
+        callbacks.append(CheckpointCallback(out, preset, preset.train.checkpoint_every, data_info))
+    if progress:
+        callbacks.append(StepProgressBar())
     eval_cb = None
     if evaluate:
         eval_cb = EvalCallback(out, datamodule, preset.train.eval_every)

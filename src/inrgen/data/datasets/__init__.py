@@ -44,6 +44,7 @@ __all__ = [
     "guess_source",
     "require_modality",
     "get_source",
+    "polymnist_cache_params",
     "DataSourceError",
     "split_indices",
     "cache_root",
@@ -146,15 +147,19 @@ def check_source(source: str, root: str | os.PathLike | None = None) -> None:
 # ---------------------------------------------------------------------------------------- loaders
 
 
-def _polymnist_loader(root, split, modality=1, n_modalities=5, seed=0, limit=None):
+def _polymnist_loader(root, split, modality=1, seed=0, limit=None):
     if root is None:
+        if isinstance(modality, str):
+            modality = int(modality.lstrip("m"))
         root = ensure_generated(
-            "polymnist",
-            None,
-            {"n_modalities": n_modalities, "seed": seed, "limit": limit},
-            polymnist.build_polymnist,
+            "polymnist", None, polymnist_cache_params(modality, seed, limit), polymnist.build_polymnist
         )
     return polymnist.PolyMNISTDataset(root, split, modality)
+
+
+def polymnist_cache_params(modality: int = 1, seed: int = 0, limit: int | None = None) -> dict[str, Any]:
+    """The generator parameters of the cached PolyMNIST modality built when no root is given."""
+    return {"modalities": [int(modality)], "seed": seed, "limit": limit}
 
 
 def _polymnist_check(root):

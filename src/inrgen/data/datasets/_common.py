@@ -130,9 +130,14 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
 
 
+GENERATOR_VERSION = 1  # bump when a generator's output changes, so that old caches are not reused
+
+
 def cache_folder(name: str, params: Mapping[str, Any]) -> Path:
-    """The cache folder of generator output ``name`` with ``params``: ``cache_root() / name-<hash>``."""
-    digest = hashlib.sha1(json.dumps([name, _jsonable(params)], sort_keys=True).encode()).hexdigest()[:10]
+    """The cache folder of generator output ``name`` with ``params``: ``cache_root() / name-<hash>``
+    (the hash covers the parameters and ``GENERATOR_VERSION``)."""
+    key = [name, _jsonable(params), GENERATOR_VERSION]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return cache_root() / f"{name}-{digest}"
 
 
@@ -171,7 +176,9 @@ def ensure_generated(
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         generate(tmp, **params)
-        (tmp / _MARKER).write_text(json.dumps({"source": name, "params": params}, sort_keys=True))
+        marker_text = {"source": name, "params": params, "version": GENERATOR_VERSION}
+        (tmp / _MARKER).write_text(json.dumps(marker_text, sort_keys=True))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         if folder.is_dir():
             folder.rmdir()  # empty
         try:

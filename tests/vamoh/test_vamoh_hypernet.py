@@ -72,7 +72,11 @@ def test_hypernetwork_equals_independent_linear_stacks():
     assert flat.shape == (7, 3, num_params(shapes))
     for k in range(3):
         seq = nn.Sequential(
-            nn.Linear(5, 6), nn.LeakyReLU(0.1), nn.Linear(6, 8), nn.LeakyReLU(0.1), nn.Linear(8, num_params(shapes))
+            nn.Linear(5, 6),
+            nn.LeakyReLU(0.1),
+            nn.Linear(6, 8),
+            nn.LeakyReLU(0.1),
+            nn.Linear(8, num_params(shapes)),
         ).double()
         with torch.no_grad():
             for lin, w, bias in zip([seq[0], seq[2], seq[4]], hyper.weights, hyper.biases):

@@ -1,0 +1,297 @@
+"""Locality-aware INR vs its ablations, IPC and TransINR at CPU scale; decode speed and render memory.
+
+1. Quality at equal compute (LA-GINR Tables 1 and 3 at small scale): ``laginr-mnist-small``, its two
+   ablations (``token_aggregation="ipc"``, "w/o STA"; ``modulation="mlp"``, "w/o multiFM"),
+   ``ipc-mnist-small`` and ``transinr-mnist-small`` each train for the same CPU-time budget (plain Adam
+   loop with the preset's learning rate, batch size and subsampling, same seed and data order) on the
+   4,500 training digits, then report held-out PSNR (mean over test digits of ``-10 log10 MSE``,
+   unclamped and clamped) on the real MNIST test split. The paper's ordering is
+   locality-aware > both ablations, and IPC > TransINR.
+2. Locality (Sec. 4.3): the mean :func:`inrgen.analysis.locality_score` of every model's tokens (fraction
+   of the change from zeroing one token that falls in the top 10 % of pixels; 0.1 = uniform).
+3. Decode throughput (query points/s, one latent, chunks of 65,536, no gradients) of the trained small
+   models and of the paper-sized decoders of ``laginr-ffhq1024`` and ``ipc-ffhq1024`` (random latents;
+   decoding cost does not depend on the weights).
+4. Peak memory of rendering one 1024x1024 image from one set of paper-sized latents with
+   :func:`inrgen.tasks.decode_chunked`: measured in a fresh process as the peak resident set size above
+   the resident size just before the render (weights and latents already in memory), for two chunk sizes.
+   ``--quick`` renders only the first two 16,384-point chunks: the peak of a chunked render is one chunk's
+   working set plus the output, so it is already reached; the full run renders all 1,048,576 points.
+
+Budgets are process CPU seconds (``time.process_time``) with one torch thread, not wall-clock seconds:
+the machine is shared, and CPU time keeps the comparison fair when other jobs run. Steps and wall time
+are reported too.
+
+Usage::
+
+    python benchmarks/bench_laginr.py [--quick] [--out benchmarks/results] [--budget SECONDS]
+
+``run(quick, out_dir)`` does the same from Python and returns the results dict; it writes
+``bench_laginr.json`` and ``bench_laginr.md`` into ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing as mp
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inrgen.analysis import locality_summary
+from inrgen.configs import get_preset
+from inrgen.data.datasets import build_dataset
+from inrgen.data.points import PointSet
+from inrgen.metrics.psnr import psnr
+from inrgen.models import build_model
+from inrgen.tasks import decode_chunked
+
+__all__ = ["run"]
+
+MODELS = {
+    "locality-aware": ("laginr-mnist-small", {}),
+    "w/o STA (ipc aggregation)": ("laginr-mnist-small", {"token_aggregation": "ipc"}),
+    "w/o multiFM (mlp)": ("laginr-mnist-small", {"modulation": "mlp"}),
+    "IPC": ("ipc-mnist-small", {}),
+    "TransINR": ("transinr-mnist-small", {}),
+}
+
+
+def _build(preset_name: str, overrides: dict[str, Any], seed: int):
+    preset = get_preset(preset_name)
+    cfg = dataclasses.replace(preset.model_config, **overrides) if overrides else preset.model_config
+    torch.manual_seed(seed)
+    return build_model(preset.model, cfg), preset
+
+
+def _train(model, preset, images: torch.Tensor, budget_s: float, seed: int) -> dict[str, float]:
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=preset.train.lr, betas=preset.train.betas)
+    model.train()
+    steps, losses = 0, []
+    c0, w0 = time.process_time(), time.perf_counter()
+    while time.process_time() - c0 < budget_s:
+        idx = torch.randint(0, len(images), (preset.data.batch_size,), generator=g)
+        out = model.loss(PointSet.from_image(images[idx]), steps)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+        steps += 1
+    model.eval()
+    tail = losses[-20:] if losses else [float("nan")]
+    return {
+        "steps": steps,
+        "cpu_s": time.process_time() - c0,
+        "wall_s": time.perf_counter() - w0,
+        "first_loss": losses[0] if losses else float("nan"),
+        "final_loss": sum(tail) / len(tail),
+    }
+
+
+@torch.no_grad()
+def _heldout(model, images: torch.Tensor, batch: int = 64) -> dict[str, float]:
+    raw, clamped = [], []
+    for s in range(0, len(images), batch):
+        ps = PointSet.from_image(images[s : s + batch])
+        pred = decode_chunked(model, model.encode(ps), ps.coords, chunk_size=65536).mean
+        raw.append(psnr(pred, ps.values))
+        clamped.append(psnr(pred, ps.values, clamp=True))
+    return {"psnr": torch.cat(raw).mean().item(), "psnr_clamped": torch.cat(clamped).mean().item()}
+
+
+@torch.no_grad()
+def _throughput(model, latent, coord_dim: int, n_points: int, chunk: int, repeats: int) -> float:
+    coords = torch.rand(1, n_points, coord_dim) * 2 - 1
+    decode_chunked(model, latent, coords[:, : min(n_points, 4096)], chunk)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decode_chunked(model, latent, coords, chunk)
+        best = min(best, time.perf_counter() - t0)
+    return n_points / best
+
+
+def _paper_decoder(preset_name: str):
+    """The paper-sized model of ``preset_name`` with a 1-block, width-8 encoder stand-in (only the decoder
+    runs here; its cost does not depend on the encoder) and random latents of the paper's shape."""
+    preset = get_preset(preset_name)
+    cfg = preset.model_config
+    enc = dataclasses.replace(cfg.encoder, width=8, depth=1, heads=1, mlp_dim=8)
+    model = build_model(preset.model, dataclasses.replace(cfg, encoder=enc)).eval()
+    r = cfg.encoder.num_latents
+    d = cfg.dim if hasattr(cfg, "dim") else model.hyponet.token_dim
+    return model, torch.randn(1, r, d)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _render_child(preset_name: str, size: int, chunk: int, max_chunks: int | None, queue) -> None:
+    torch.set_num_threads(1)
+    model, latent = _paper_decoder(preset_name)
+    from inrgen import coords as C
+
+    coords = C.grid((size, size)).unsqueeze(0)
+    if max_chunks is not None:  # quick mode: the first chunks only (the peak is one chunk's working set)
+        coords = coords[:, : max_chunks * chunk]
+    with torch.no_grad():
+        decode_chunked(model, latent, coords[:, :1024], 1024)  # warm-up (allocator, kernels)
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        img = decode_chunked(model, latent, coords, chunk).mean
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    queue.put(
+        {
+            "preset": preset_name,
+            "size": size,
+            "chunk": chunk,
+            "points_rendered": coords.shape[1],
+            "complete": coords.shape[1] == size * size,
+            "rss_before_mb": before,
+            "peak_rss_mb": peak,
+            "render_peak_above_baseline_mb": peak - before,
+            "output_mb": img.numel() * img.element_size() / 2**20,
+            "render_s": wall,
+            "points_per_s": coords.shape[1] / wall,
+        }
+    )
+
+
+def _render_memory(preset_name: str, size: int, chunk: int, max_chunks: int | None) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_render_child, args=(preset_name, size, chunk, max_chunks, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def run(quick: bool, out_dir: Path, budget_s: float | None = None, threads: int = 1) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    budget = budget_s if budget_s is not None else (60.0 if quick else 600.0)
+    seed = 0
+    train = build_dataset("mnist", split="train")
+    test = build_dataset("mnist", split="test")
+    train_x = train.arrays(range(len(train)))
+    test_x = test.arrays(range(256 if quick else len(test)))
+    results: dict[str, Any] = {
+        "quick": quick,
+        "budget_cpu_s": budget,
+        "threads": threads,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "n_test": len(test_x),
+        "models": {},
+    }
+    for name, (preset_name, overrides) in MODELS.items():
+        model, preset = _build(preset_name, overrides, seed)
+        row: dict[str, Any] = {
+            "preset": preset_name,
+            "overrides": overrides,
+            "params": model.num_parameters(),
+        }
+        row.update(_train(model, preset, train_x, budget, seed))
+        row.update(_heldout(model, test_x))
+        loc = locality_summary(model, PointSet.from_image(test_x[:8]), top_fraction=0.1)
+        row["locality_top10"] = loc["locality"]
+        with torch.no_grad():
+            z = model.encode(PointSet.from_image(test_x[:1]))
+        row["decode_points_per_s"] = _throughput(
+            model, z, 2, 2**16 if quick else 2**18, 65536, 2 if quick else 3
+        )
+        results["models"][name] = row
+        print(
+            f"{name:28s} steps {row['steps']:5d}  PSNR {row['psnr']:6.2f}  "
+            f"locality {row['locality_top10']:.3f}"
+        )
+    m = results["models"]
+    results["ordering"] = {
+        "locality-aware > w/o STA": m["locality-aware"]["psnr"] > m["w/o STA (ipc aggregation)"]["psnr"],
+        "locality-aware > w/o multiFM": m["locality-aware"]["psnr"] > m["w/o multiFM (mlp)"]["psnr"],
+        "locality-aware > IPC": m["locality-aware"]["psnr"] > m["IPC"]["psnr"],
+        "IPC > TransINR": m["IPC"]["psnr"] > m["TransINR"]["psnr"],
+    }
+    paper = {}
+    for preset_name in ("laginr-ffhq1024", "ipc-ffhq1024"):
+        model, latent = _paper_decoder(preset_name)
+        paper[preset_name] = _throughput(model, latent, 2, 2**15 if quick else 2**17, 16384, 2)
+    results["paper_decoder_points_per_s"] = paper
+    if quick:  # the first 2 of 64 chunks (about 15 s on one busy core); the full run renders everything
+        results["render_1024"] = [_render_memory("laginr-ffhq1024", 1024, 16384, 2)]
+    else:
+        results["render_1024"] = [_render_memory("laginr-ffhq1024", 1024, c, None) for c in (16384, 65536)]
+    (out_dir / "bench_laginr.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "bench_laginr.md").write_text(_markdown(results))
+    return results
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# Locality-aware INR benchmark (CPU)",
+        "",
+        f"Same budget per model: {r['budget_cpu_s']:.0f} CPU s, {r['threads']} torch thread(s); "
+        f"held-out PSNR on {r['n_test']} real MNIST test digits; torch {r['torch']}.",
+        "",
+        "| model | params | steps | wall s | train loss | PSNR | PSNR clamped | locality top-10% "
+        "| decode pts/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in r["models"].items():
+        lines.append(
+            f"| {name} | {row['params']:,} | {row['steps']} | {row['wall_s']:.0f} | "
+            f"{row['final_loss']:.4f} | {row['psnr']:.2f} | {row['psnr_clamped']:.2f} | "
+            f"{row['locality_top10']:.3f} | {row['decode_points_per_s']:,.0f} |"
+        )
+    lines += [
+        "",
+        "Paper ordering: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in r["ordering"].items()),
+    ]
+    lines += ["", "Paper-sized decoders (random latents), query points/s, one thread:", ""]
+    for k, v in r["paper_decoder_points_per_s"].items():
+        lines.append(f"- {k}: {v:,.0f}")
+    lines += ["", "Rendering one 1024x1024 image from one set of `laginr-ffhq1024` latents:", ""]
+    lines += [
+        "| chunk | points rendered | peak RSS above baseline MB | output MB | seconds | points/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["render_1024"]:
+        lines.append(
+            f"| {row['chunk']} | {row['points_rendered']:,} | {row['render_peak_above_baseline_mb']:.0f} | "
+            f"{row['output_mb']:.1f} | {row['render_s']:.1f} | {row['points_per_s']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="60 CPU s per model, 256 test digits, 2 chunks of the 1024^2 render",
+    )
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--budget", type=float, default=None, help="CPU seconds of training per model")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    r = run(args.quick, args.out, args.budget, args.threads)
+    print(_markdown(r))
+
+
+if __name__ == "__main__":
+    main()

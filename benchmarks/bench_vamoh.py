@@ -1,0 +1,208 @@
+"""VaMoH speed and memory on the ``vamoh-polymnist`` sizes (Table 3), on CPU threads.
+
+Reports (median and spread over repeated runs):
+
+- training throughput, images/s, at batch 64 (one Adam step = point dropout, encode, the ELBO of Eq. 16,
+  backward; random 28x28 RGB images, so data loading is not timed);
+- reconstruction, ms per image, batched (encode + decode at every pixel, no gradients; the paper measured
+  4.53 ms per image on a V100, Table 2);
+- decoding cost per point at 1x, 2x and 4x the resolution (linear in the number of points: nothing is
+  quadratic in the points of an item when a batch shares its coordinates);
+- peak resident memory of the process (``resource.getrusage``).
+
+Usage::
+
+    python benchmarks/bench_vamoh.py [--quick] [--out benchmarks/results] [--threads 2]
+
+``run(quick, out_dir)`` does the same from Python and returns the results dict; it writes
+``bench_vamoh.json`` and ``bench_vamoh.md`` into ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from inrgen import coords as C
+from inrgen.configs import get_preset
+from inrgen.data.points import PointSet
+from inrgen.models.vamoh import VaMoH
+
+__all__ = ["run"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def _summary(xs: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(xs),
+        "min": min(xs),
+        "max": max(xs),
+        "spread_pct": 100.0 * (max(xs) - min(xs)) / statistics.median(xs),
+        "runs": len(xs),
+    }
+
+
+def _images(n: int, size: int = 28, channels: int = 3, seed: int = 0) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, size, size), generator=g).float() / 255
+
+
+def bench_training(model: VaMoH, batch: int, steps: int, repeats: int) -> dict[str, Any]:
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ps = PointSet.from_image(_images(batch))
+    step = 0
+
+    def one() -> None:
+        nonlocal step
+        opt.zero_grad(set_to_none=True)
+        model.loss(ps, step)["loss"].backward()
+        opt.step()
+        step += 1
+
+    for _ in range(2):  # warm-up (allocator, first-call overheads)
+        one()
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            one()
+        rates.append(batch * steps / (time.perf_counter() - t))
+    return {"images_per_s": _summary(rates), "batch": batch, "steps_per_run": steps}
+
+
+@torch.no_grad()
+def bench_reconstruction(model: VaMoH, batch: int, repeats: int) -> dict[str, Any]:
+    model.eval()
+    ps = PointSet.from_image(_images(batch, seed=1))
+    model.decode(model.encode(ps), ps.coords)  # warm-up (and the geometry cache, as in any eval loop)
+    ms = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.decode(model.encode(ps), ps.coords)
+        ms.append(1000 * (time.perf_counter() - t) / batch)
+    # the same without the geometry cache: centroids and neighbourhoods recomputed for the batch
+    cold = []
+    for _ in range(repeats):
+        model.encoder._cache = None
+        t = time.perf_counter()
+        model.decode(model.encode(ps), ps.coords)
+        cold.append(1000 * (time.perf_counter() - t) / batch)
+    return {"ms_per_image": _summary(ms), "ms_per_image_uncached_geometry": _summary(cold), "batch": batch}
+
+
+@torch.no_grad()
+def bench_decode_scaling(model: VaMoH, batch: int, repeats: int) -> dict[str, Any]:
+    model.eval()
+    ps = PointSet.from_image(_images(batch, seed=2))
+    z = model.encode(ps).mean
+    out = {}
+    for factor in (1, 2, 4):
+        xy = C.grid((28 * factor, 28 * factor)).unsqueeze(0).expand(batch, -1, -1)
+        model.decode(z, xy)
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model.decode(z, xy)
+            ts.append(time.perf_counter() - t)
+        n = xy.shape[1]
+        out[f"x{factor}"] = {"points": n, "us_per_point_per_image": 1e6 * statistics.median(ts) / (n * batch)}
+    return out
+
+
+def run(quick: bool = True, out_dir: Path | str = Path("benchmarks/results"), threads: int = 2) -> dict:
+    """Run the benchmark and write ``bench_vamoh.json`` / ``bench_vamoh.md`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    preset = get_preset("vamoh-polymnist")
+    model = VaMoH(preset.model_config)
+    steps, repeats = (3, 3) if quick else (10, 5)
+    rss0 = _peak_rss_mb()
+    results: dict[str, Any] = {
+        "preset": preset.name,
+        "parameters": model.num_parameters(),
+        "threads": threads,
+        "quick": quick,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "load_average_start": list(_loadavg()),
+    }
+    t0 = time.process_time()
+    w0 = time.perf_counter()
+    results["training"] = bench_training(model, 64, steps, repeats)
+    results["peak_rss_mb_after_training"] = _peak_rss_mb()
+    results["reconstruction"] = bench_reconstruction(model, 64, max(repeats, 5))
+    results["decode_scaling"] = bench_decode_scaling(model, 16, 3)
+    results["peak_rss_mb"] = _peak_rss_mb()
+    results["peak_rss_mb_at_start"] = rss0
+    results["cpu_over_wall"] = (time.process_time() - t0) / (time.perf_counter() - w0)
+    results["load_average_end"] = list(_loadavg())
+    (out_dir / "bench_vamoh.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "bench_vamoh.md").write_text(_markdown(results))
+    return results
+
+
+def _loadavg() -> tuple[float, float, float]:
+    try:
+        import os
+
+        return os.getloadavg()
+    except OSError:  # pragma: no cover
+        return (float("nan"),) * 3
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    tr, rc = r["training"]["images_per_s"], r["reconstruction"]["ms_per_image"]
+    cold = r["reconstruction"]["ms_per_image_uncached_geometry"]
+    lines = [
+        f"# VaMoH benchmark ({r['preset']}, {r['parameters']:,} parameters, {r['threads']} CPU threads)",
+        "",
+        f"load average at start {r['load_average_start'][0]:.1f}, at end {r['load_average_end'][0]:.1f}; "
+        f"process CPU time / wall time {r['cpu_over_wall']:.2f}",
+        "",
+        "| measure | median | min | max | spread | runs |",
+        "|---|---|---|---|---|---|",
+        f"| training, images/s (batch 64) | {tr['median']:.1f} | {tr['min']:.1f} | {tr['max']:.1f} | "
+        f"{tr['spread_pct']:.0f}% | {tr['runs']} |",
+        f"| reconstruction, ms/image (batch 64) | {rc['median']:.3f} | {rc['min']:.3f} | {rc['max']:.3f} | "
+        f"{rc['spread_pct']:.0f}% | {rc['runs']} |",
+        f"| reconstruction, geometry recomputed, ms/image | {cold['median']:.3f} | {cold['min']:.3f} | "
+        f"{cold['max']:.3f} | {cold['spread_pct']:.0f}% | {cold['runs']} |",
+        "",
+        "Paper (Table 2, V100): 4.53 ms per PolyMNIST reconstruction.",
+        "",
+        "| decode resolution | points | us per point per image |",
+        "|---|---|---|",
+    ]
+    for k, v in r["decode_scaling"].items():
+        lines.append(f"| {k} | {v['points']} | {v['us_per_point_per_image']:.3f} |")
+    lines += ["", f"Peak RSS: {r['peak_rss_mb']:.0f} MB (at start {r['peak_rss_mb_at_start']:.0f} MB).", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    res = run(args.quick, args.out, args.threads)
+    print(_markdown(res))
+
+
+if __name__ == "__main__":
+    main()
