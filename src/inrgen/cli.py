@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return int(datasets_command(argv[1:]) or 0)
+        except SystemExit as e:  # its own argparse: --help, usage errors
+            return int(e.code or 0) if not isinstance(e.code, str) else _fail(e.code, 2)
         except _known_errors() as err:
             return _fail(_msg(err))
     parser = build_parser()

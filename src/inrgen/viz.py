@@ -177,7 +177,7 @@ def segmentation_map(weights, grid_shape: Sequence[int] | None = None) -> Tensor
 
     w = _as_tensor(weights) if grid_shape is None else _weights_grid(weights, grid_shape)
     lab = w.long() if w.dim() == 3 else w.argmax(1)
-    palette = torch.tensor(matplotlib.colormaps["tab10"].colors, dtype=torch.float32)
+    palette = torch.tensor(matplotlib.colormaps["tab10"](np.arange(10))[:, :3], dtype=torch.float32)
     return palette[lab % len(palette)].permute(0, 3, 1, 2)
 
 

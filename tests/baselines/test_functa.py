@@ -110,7 +110,14 @@ def test_second_order_gradient_matches_finite_differences(meta_sgd):
     torch.manual_seed(3)
     model = Functa(
         FunctaConfig(
-            out_channels=1, depth=2, width=6, latent_dim=3, inner_steps=2, w0=3.0, meta_sgd=meta_sgd, inner_lr=0.3
+            out_channels=1,
+            depth=2,
+            width=6,
+            latent_dim=3,
+            inner_steps=2,
+            w0=3.0,
+            meta_sgd=meta_sgd,
+            inner_lr=0.3,
         )
     ).double()
     if meta_sgd:
@@ -140,7 +147,9 @@ def test_first_order_gradients_differ_from_second_order_but_rates_still_learn():
     for first_order in (False, True):
         torch.manual_seed(5)
         m = Functa(
-            FunctaConfig(out_channels=1, depth=3, width=8, latent_dim=4, inner_steps=3, first_order=first_order)
+            FunctaConfig(
+                out_channels=1, depth=3, width=8, latent_dim=4, inner_steps=3, first_order=first_order
+            )
         ).double()
         with torch.no_grad():
             m.meta_sgd_lrs.fill_(0.5)

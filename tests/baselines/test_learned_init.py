@@ -113,9 +113,15 @@ def test_bad_inputs_raise_clear_errors():
         model.decode(torch.zeros(1, 4), torch.zeros(1, 4, 2))
 
 
-@pytest.mark.parametrize(
-    "name", ["learnedinit-celeba178", "learnedinit-imagenette178", "learnedinit-ffhq256", "learnedinit-mnist-small"]
-)
+PRESETS = [
+    "learnedinit-celeba178",
+    "learnedinit-imagenette178",
+    "learnedinit-ffhq256",
+    "learnedinit-mnist-small",
+]
+
+
+@pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_builds_and_trains_two_steps(name):
     preset = get_preset(name)
     cfg = preset.model_config

@@ -73,11 +73,35 @@ def train_images(model, images: torch.Tensor, steps: int, batch_size: int, lr: f
 
 
 @torch.no_grad()
-def heldout_psnr(model, images: torch.Tensor, clamp: bool = False) -> float:
+def heldout_psnr(model, images: torch.Tensor, clamp: bool = False, shuffled: bool = False) -> float:
+    """Mean per-image PSNR of reconstructing ``images``; with ``shuffled`` every image is decoded from the
+    latent of the next one (what a model that ignores its input would score just as well)."""
     model.eval()
     ps = PointSet.from_image(images)
-    pred = model.decode(model.encode(ps), ps.coords).mean
+    z = model.encode(ps)
+    if shuffled:
+        z = z.roll(1, 0) if torch.is_tensor(z) else [u.roll(1, 0) for u in z]
+    pred = model.decode(z, ps.coords).mean
     return psnr(pred, ps.values, clamp=clamp).mean().item()
+
+
+def tiny_mnist(kind: str):
+    """A model that learns within seconds: MNIST pooled to 14x14, 4 patch tokens, one block of width 32."""
+    enc = EncoderConfig(
+        in_channels=1, image_size=(14, 14), patch_size=7, padding=0, width=32, depth=1, heads=2, mlp_dim=64,
+        dropout=0.0, num_latents=8 if kind == "ipc" else 9,
+    )  # fmt: skip
+    if kind == "ipc":
+        return IPC(IPCConfig(out_channels=1, hidden_dim=32, fourier_dim=32, sigma=4.0, encoder=enc))
+    cfg = TransINRConfig(out_channels=1, hidden_dim=32, fourier_dim=32, sigma=4.0, max_groups=2, encoder=enc)
+    return TransINR(cfg)
+
+
+def pooled_mnist(size: int = 14) -> tuple[torch.Tensor, torch.Tensor]:
+    train, test = mnist_split()
+    return torch.nn.functional.adaptive_avg_pool2d(train, size), torch.nn.functional.adaptive_avg_pool2d(
+        test, size
+    )
 
 
 # ------------------------------------------------------------------------------------- multi-view scene

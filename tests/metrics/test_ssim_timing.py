@@ -28,7 +28,7 @@ def test_ssim_matches_scikit_image_and_is_symmetric():
             x[b, 0].numpy(), y[b, 0].numpy(), data_range=1.0, gaussian_weights=True, sigma=1.5,
             use_sample_covariance=False,
         )  # fmt: skip
-        assert ours[b].item() == pytest.approx(ref, abs=2e-2)
+        assert ours[b].item() == pytest.approx(ref, abs=1e-2)  # border handling differs slightly
     torch.testing.assert_close(ssim(y, x), ours)
     assert (ours < 0.95).all()
 

@@ -224,7 +224,7 @@ def test_point_dropout_is_shared_and_keeps_enough_points():
     for _ in range(10):
         pts = model._prepare(ps)
         assert pts.shares_coords()
-        assert int(pts.num_observed()[0]) >= model.encoder.stages[0][1]
+        assert int(pts.num_observed()[0]) >= model.encoder.min_points
 
 
 def test_train_max_points_subsample_is_shared_and_deterministic_at_encode():

@@ -84,7 +84,7 @@ def _two_steps(name: str, n_items: int) -> list[float]:
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
         assert all(bool(torch.isfinite(v).all()) for v in out.values())
     return losses
 

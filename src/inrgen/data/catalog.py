@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from inrgen.data.datasets import (
     SOURCES,
@@ -118,10 +117,10 @@ def render_examples(
     nrow = max(1, math.ceil(math.sqrt(n)))
     if info.modality == "image":
         imgs = torch.cat([it.to_image() for it in items])
-        return viz.save_image_grid(imgs, out, nrow=nrow, scale=_scale_for(*imgs.shape[-2:]))
+        return viz.save_image_grid(imgs, out, nrow=nrow, scale=_scale_for(imgs.shape[-2], imgs.shape[-1]))
     if info.modality == "voxel":
-        imgs = torch.stack([viz.render_voxels(it.to_volume()[0]) for it in items])
-        return viz.save_image_grid(imgs, out, nrow=nrow)
+        renders = torch.stack([viz.render_voxels(it.to_volume()[0]) for it in items])
+        return viz.save_image_grid(renders, out, nrow=nrow)
     if info.modality == "sphere":
         maps = []
         for it in items:
@@ -131,16 +130,15 @@ def render_examples(
                 maps.append(viz.render_globe(field, lat, lon, size=160, vmin=0.0, vmax=1.0))
             else:
                 maps.append(viz.render_latlon(field, lat, lon, vmin=0.0, vmax=1.0))
-        imgs: Tensor = torch.stack(maps)
-        return viz.save_image_grid(
-            imgs, out, nrow=max(1, math.ceil(math.sqrt(n / 2))), scale=_scale_for(*imgs.shape[-2:], 256)
-        )
+        fields = torch.stack(maps)
+        scale = _scale_for(fields.shape[-2], fields.shape[-1], 256)
+        return viz.save_image_grid(fields, out, nrow=max(1, math.ceil(math.sqrt(n / 2))), scale=scale)
     # views: one row per object, support views then query views
     rows = viz.views_grid(
         torch.cat([it.context.to_views() for it in items]), torch.cat([it.target.to_views() for it in items])
     )
     v = items[0].context.grid_shape[0] + items[0].target.grid_shape[0]
-    return viz.save_image_grid(rows, out, nrow=v, scale=_scale_for(*rows.shape[-2:]))
+    return viz.save_image_grid(rows, out, nrow=v, scale=_scale_for(rows.shape[-2], rows.shape[-1]))
 
 
 def _render_all(ns: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw
 
 from inrgen.data.datasets._common import atomic_write_bytes
@@ -206,20 +207,18 @@ def _cast(prims: Sequence[dict[str, Any]], o, d) -> tuple[np.ndarray, np.ndarray
     return t, n, which
 
 
-def look_at(
-    eye: Sequence[float], target: Sequence[float] = (0, 0, 0), up: Sequence[float] = (0, 0, 1)
-) -> np.ndarray:
+def look_at(eye: ArrayLike, target: ArrayLike = (0, 0, 0), up: ArrayLike = (0, 0, 1)) -> np.ndarray:
     """OpenGL camera-to-world ``(4, 4)``: the camera at ``eye`` looks along its -z axis at ``target``."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
-    back = eye - target
+    e, tg, u = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    back = e - tg
     back /= np.linalg.norm(back)
-    right = np.cross(up, back)
+    right = np.cross(u, back)
     if np.linalg.norm(right) < 1e-9:  # looking straight along `up`
         right = np.cross(np.array([0.0, 1.0, 0.0]), back)
     right /= np.linalg.norm(right)
     cam_up = np.cross(back, right)
     m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, cam_up, back, eye
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, cam_up, back, e
     return m
 
 

@@ -423,7 +423,7 @@ class VaMoH(INRModel):
         cfg = self.config
         points = self._limit_points(batch)
         if cfg.point_dropout > 0:
-            points = point_dropout(points, cfg.point_dropout, min_points=self.encoder.stages[0][1])
+            points = point_dropout(points, cfg.point_dropout, min_points=self.encoder.min_points)
         return points
 
     def elbo(self, points: PointSet, step: int | None = None, zs: Tensor | None = None) -> dict[str, Tensor]:

@@ -96,34 +96,33 @@ def farthest_point_sample(
         centroids, in index order (no sampling: the released code's rule), and its extra slots repeat
         its first centroid, flagged ``valid=False``.
     """
-    b, n, _ = points.shape
+    b, n, d = points.shape
     if num_samples < 1:
         raise ValueError(f"farthest_point_sample needs num_samples >= 1, got {num_samples}")
     dev = points.device
-    pts = points if points.dtype == torch.float64 else points.float()
     allowed = torch.ones(b, n, dtype=torch.bool, device=dev) if mask is None else mask.bool()
-    # squared distance to the chosen set; -inf for masked and already chosen points
-    inf = torch.tensor(float("inf"), dtype=pts.dtype, device=dev)
-    dist = torch.where(allowed, inf, -inf)
-    idx = torch.empty(b, num_samples, dtype=torch.long, device=dev)
-    valid = torch.empty(b, num_samples, dtype=torch.bool, device=dev)
-    rows = torch.arange(b, device=dev)
     n_allowed = allowed.sum(1)
     if bool((n_allowed <= num_samples).all()):  # every allowed point is a centroid, in index order
         return _all_points(allowed, num_samples)
-    cur = allowed.to(torch.int8).argmax(1)  # the first allowed point
-    valid_cur = allowed[rows, cur]
-    for i in range(num_samples):
-        idx[:, i] = cur
-        valid[:, i] = valid_cur
-        if i + 1 == num_samples:
-            break
-        dist[rows, cur] = -inf
-        dist = torch.minimum(dist, (pts - pts[rows, cur].unsqueeze(1)).pow(2).sum(-1))
-        best, cur = dist.max(1)
-        valid_cur = best > -inf
-    # invalid slots point at the first centroid (a real point) so that later gathers stay well defined
-    idx = torch.where(valid, idx, idx[:, :1].expand_as(idx))
+    pts = (
+        (points if points.dtype == torch.float64 else points.float()).transpose(1, 2).contiguous()
+    )  # (b,d,n)
+    # squared distance to the chosen set; -inf for masked and already chosen points
+    inf = float("inf")
+    dist = torch.full((b, n), inf, dtype=pts.dtype, device=dev).masked_fill_(~allowed, -inf)
+    neg = torch.full((b, 1), -inf, dtype=pts.dtype, device=dev)
+    diff = torch.empty_like(pts)
+    cur = allowed.to(torch.int8).argmax(1, keepdim=True)  # (b, 1): the first allowed point
+    picks = [cur]
+    for _ in range(num_samples - 1):  # a loop over centroids, vectorised over the batch
+        dist.scatter_(1, cur, neg)
+        torch.sub(pts, torch.gather(pts, 2, cur.unsqueeze(1).expand(b, d, 1)), out=diff)
+        torch.minimum(dist, diff.square_().sum(1), out=dist)
+        cur = dist.argmax(1, keepdim=True)
+        picks.append(cur)
+    idx = torch.cat(picks, 1)
+    # while an item has candidates left its picks are distinct allowed points
+    valid = torch.arange(num_samples, device=dev).unsqueeze(0) < n_allowed.unsqueeze(1)
     few = n_allowed <= num_samples
     if bool(few.any()):  # items with no more points than centroids: all of them, in index order
         idx_all, valid_all = _all_points(allowed, num_samples)

@@ -206,6 +206,9 @@ class GridDataset(Dataset):
     grid_shape: tuple[int, ...] = ()
     channels: int = 1
 
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def array(self, i: int) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -137,7 +137,9 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
-def check_files(root: str | os.PathLike | None, splits=("train", "test"), source="fashion-mnist") -> dict:
+def check_files(
+    root: str | os.PathLike | None, splits=("train", "test"), source="fashion-mnist"
+) -> dict[str, tuple[Path, Path]]:
     """``{split: (images path, labels path)}``, after checking that each pair exists and agrees."""
     root = Path(root if root is not None else FASHION_MNIST_ROOT).expanduser()
     if not root.is_dir():
@@ -147,11 +149,13 @@ def check_files(root: str | os.PathLike | None, splits=("train", "test"), source
             f", optionally .gz) at {root}, but {describe_found(root)}. On Debian: apt-get install "
             "dataset-fashion-mnist, or pass root=..."
         )
-    out, missing = {}, []
+    out: dict[str, tuple[Path, Path]] = {}
+    missing: list[str] = []
     for split in splits:
-        pair = [_find(root, stem) for stem in IDX_FILES[split]]
-        missing += [stem + "[.gz]" for stem, p in zip(IDX_FILES[split], pair) if p is None]
-        out[split] = tuple(pair)
+        img, lab = (_find(root, stem) for stem in IDX_FILES[split])
+        missing += [stem + "[.gz]" for stem, p in zip(IDX_FILES[split], (img, lab)) if p is None]
+        if img is not None and lab is not None:
+            out[split] = (img, lab)
     if missing:
         raise DataSourceError(f"{source}: missing {', '.join(missing)} in {root}; {describe_found(root)}")
     for img, lab in out.values():

@@ -52,18 +52,17 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
 def _to_array(img: Image.Image, mode: str) -> np.ndarray:
     """PIL image to ``(H, W, C)`` float32 in [0, 1] in ``mode`` ("RGB", "L" or "RGBA")."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img, dtype=np.float64)
-        a = a / (65535.0 if img.mode != "I" or a.max() > 255 else 255.0)
-        a = np.clip(a, 0, 1).astype(np.float32)[..., None]
-        return np.repeat(a, 3, -1) if mode == "RGB" else a
+        wide = np.asarray(img, dtype=np.float64)
+        wide = wide / (65535.0 if img.mode != "I" or wide.max() > 255 else 255.0)
+        gray = np.clip(wide, 0, 1).astype(np.float32)[..., None]
+        return np.repeat(gray, 3, -1) if mode == "RGB" else gray
     if mode == "RGBA":
         return np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
         if mode == "L":  # ITU-R 601-2 luma, as PIL's convert("L")
-            rgb = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            return rgb[..., None]
+            return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
         return rgb
     a = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
     return a[..., None] if a.ndim == 2 else a
@@ -84,8 +83,9 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", size: int | Sequence[
             f"missing image: expected a PNG/JPEG file at {path}, but {describe_found(path)}"
         )
     try:
-        with Image.open(path) as img:
-            img.load()
+        with Image.open(path) as opened:
+            opened.load()
+            img: Image.Image = opened
             if target is not None and (img.height, img.width) != target:
                 h, w = target
                 s = max(h / img.height, w / img.width)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -186,7 +187,7 @@ class VoxelDataset(Dataset):
         self.indices = split_indices(shape[0], split, fractions, seed, shuffle)
         if len(self.indices) == 0:
             raise DataSourceError(f"voxels: split {split!r} of {self.path} ({shape[0]} shapes) is empty")
-        self._cache = None
+        self._cache: Any = None
         self._pid = -1
 
     def __len__(self) -> int:
@@ -199,7 +200,7 @@ class VoxelDataset(Dataset):
 
     def _raw(self, j: int) -> tuple[np.ndarray, str]:
         if self.layout == "folder":
-            f = self._files[j]  # type: ignore[index]
+            f = Path(self._files[j])
             return (_load_pt(f) if f.suffix == ".pt" else _load_npy(f)), str(f)
         if self._cache is None or self._pid != os.getpid():
             if self.layout == "npy":
