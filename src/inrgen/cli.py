@@ -328,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(_msg(err))
     parser = build_parser()
     try:
-        a = parser.parse_args(argv)
+        a, extra = parser.parse_known_args(argv)
+        if a.command == "train":  # key=value overrides may come after the options too
+            a.overrides = list(a.overrides) + [x for x in extra if "=" in x and not x.startswith("-")]
+            extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:
         return int(e.code or 0)
     if a.command is None:

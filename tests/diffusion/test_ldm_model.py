@@ -235,3 +235,22 @@ def test_clear_errors():
     model.inr.encode = lambda points: torch.zeros(points.batch_size, 5, 2)  # an INR with other latents
     with pytest.raises(ValueError, match=r"token latents \(B, 4, 2\)"):
         model.encode(token_points(z))
+
+
+def test_pinned_values_of_a_tiny_seeded_model():
+    """Regression values (diffusers 0.42, torch 2.13): a refactor must not silently change the model."""
+    torch.manual_seed(0)
+    model = make_ldm()
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.2)
+    model.standardizer.update(torch.linspace(-3, 5, 64, dtype=torch.float64).reshape(8, 4, 2))
+    g = torch.Generator().manual_seed(0)
+    z = model.sample_latent(2, labels=torch.tensor([0, 2]), guidance_scale=2.5, num_steps=10, generator=g)
+    assert torch.allclose(z[0, 0], torch.tensor([2.300725395608599, -0.4346831431204117]).double(), atol=1e-9)
+    assert abs(z.sum().item() - 16.35519695091666) < 1e-8
+    torch.manual_seed(1)
+    batch = token_points(
+        torch.linspace(-1, 1, 32, dtype=torch.float64).reshape(4, 4, 2), torch.tensor([0, 1, 2, 0])
+    )
+    assert abs(model.train().loss(batch, 0)["loss"].item() - 0.8578990822912747) < 1e-10

@@ -130,42 +130,47 @@ def test_light_field_bad_inputs():
 
 # ------------------------------------------------------------------------------------ a short training
 
-# Measured (seed 0): 120 steps of batch 8 on spheres, 2 support views of 16^2, take the held-out PSNR on
-# 16 unseen spheres from 7.6 dB to 18.7 dB (IPC) and 18.2 dB (TransINR); bounds leave a margin.
-NVS_PSNR = {"ipc": 16.0, "transinr": 16.0}
+# Measured (seed 0, `OMP_NUM_THREADS=1 .venv/bin/pytest tests/ginr/test_nvs.py -m slow`): after 400 steps
+# of 8 fresh spheres each, held-out PSNR on 16 unseen spheres (query view from 2 support views) is 14.5 dB
+# (IPC) and 14.8 dB (TransINR) with the right support views, 11.7 / 11.9 dB with another object's.
+NVS_PSNR, NVS_GAP = 13.5, 1.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ipc", "transinr"])
-def test_short_light_field_training_generalises_to_unseen_objects(kind):
+def test_light_field_training_generalises_to_unseen_objects(kind):
     torch.manual_seed(0)
     model = light_field(kind, num_views=2, subsample_ratio=0.5)
-    imgs, poses, K = sphere_views(64 + 16, 3, size=16, seed=1)
-    context = PointSet.from_views(imgs[:, :2], poses[:, :2], K)
-    query = PointSet.from_views(imgs[:, 2:], poses[:, 2:], K)
-    train, test = context[:64], query[:64]
-    held_c, held_t = context[64:], query[64:]
+    imgs, poses, K = sphere_views(16, 3, size=16, seed=1)
+    held_c = PointSet.from_views(imgs[:, :2], poses[:, :2], K)
+    held_t = PointSet.from_views(imgs[:, 2:], poses[:, 2:], K)
 
-    def heldout():
+    def heldout(shuffle: bool) -> float:
         model.eval()
         with torch.no_grad():
-            pred = model.decode(model.encode(held_c), held_t.coords).mean
+            z = model.encode(held_c)
+            if shuffle:
+                z = z.roll(1, 0) if torch.is_tensor(z) else [u.roll(1, 0) for u in z]
+            pred = model.decode(z, held_t.coords).mean
         return psnr(pred, held_t.values).mean().item()
 
-    before = heldout()
+    before = heldout(False)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
     losses = []
     model.train()
-    for _ in range(120):
-        idx = torch.randint(0, 64, (8,), generator=g)
-        out = model.loss(PointSetPair(train[idx], test[idx]))
+    for step in range(400):
+        im, po, _ = sphere_views(8, 3, size=16, seed=1000 + step)
+        batch = PointSetPair(
+            PointSet.from_views(im[:, :2], po[:, :2], K), PointSet.from_views(im[:, 2:], po[:, 2:], K)
+        )
+        out = model.loss(batch)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
         losses.append(out["loss"].item())
-    after = heldout()
-    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
-    assert after > before + 5 and after > NVS_PSNR[kind], (before, after)
+    own, other = heldout(False), heldout(True)
+    assert sum(losses[-20:]) / 20 < 0.5 * losses[0]
+    assert own > before + 5 and own > NVS_PSNR and own > other + NVS_GAP, (before, own, other)
 
 
 def test_sphere_scene_is_a_valid_light_field():

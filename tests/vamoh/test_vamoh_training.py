@@ -19,6 +19,15 @@ from inrgen.models.vamoh import VaMoH
 from inrgen.tasks import reconstruct
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Single-threaded: results do not depend on it, and it avoids OpenMP spinning on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _arrays(split: str, n: int | None = None) -> torch.Tensor:
     ds = build_dataset("mnist", split=split)
     n = len(ds) if n is None else n

@@ -35,15 +35,23 @@ The denoiser (:class:`LatentDenoiser`) is a plain Transformer over the R tokens 
 conditioning (Peebles & Xie 2023): ``c = MLP(sinusoid(t)) + Embed(y)`` regresses the shift, scale and
 gate of every LayerNorm and residual branch. We choose adaLN over in-context (token) conditioning
 because the paper's size pins it down: 24 blocks of width 1024 with 16 heads have 458 M parameters only
-with adaLN-Zero (about 18.9 M per block; in-context conditioning would give about 303 M), which is DiT-L
+with adaLN-Zero (about 18.9 M per block; in-context conditioning would give about 305 M), which is DiT-L
 exactly; and adaLN-Zero was the best-performing conditioning in DiT's ablation. The paper calls the
 tokens permutation-equivariant (the INR decoder attends over them as a set); the per-token
 standardisation it uses gives each token index its own statistics, so by default the denoiser gets a
 learned embedding per token index (``pos_embedding="none"`` makes it exactly permutation-equivariant).
 
+Choices where the paper is silent: DiT's initialisation (zero adaLN and output layers) and sinusoidal
+timestep features (256, then an MLP); the standardisation is estimated from the first
+``latent_stats_items`` training latents, then frozen (the paper: "the training data"); the EMA has the
+warm-up ``min(decay, (1 + s) / (10 + s))`` of the IPC code's EMA, so short runs sample from a useful
+average; DDIM steps are spaced as in the DDIM paper (``"leading"``); ancestral DDPM sampling uses the
+posterior variance ``beta~_t`` (``"fixed_small"``); ``sample_latent`` without labels draws the classes
+uniformly.
+
 Shapes (einops legend)::
 
-    b batch  r latent tokens (R)  d token channels (D)  w denoiser width  n query points  c out channels
+    b batch  r latent tokens (R)  d token channels (D)  N query points  c output channels
     tokens Z / x_t   (b, r, d)       t (b,) long in [0, T)       labels y (b,) long in [0, classes)
     denoiser         (b, r, d), (b,), (b,) -> (b, r, d)
     sample_latent(n) -> (n, r, d)    sample(n, coords (n, N, dim)) -> Prediction(mean (n, N, c))

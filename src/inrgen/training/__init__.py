@@ -5,26 +5,34 @@
 - :class:`INRLightningModule` / :class:`INRDataModule` are the Lightning pieces;
 - :func:`evaluate` computes per-item held-out PSNR (mean and spread) and the loss terms.
 
+Names are imported on first use, so the inference commands (``inrgen reconstruct`` ...) never import
+Lightning.
+
 Example:
     >>> from inrgen.configs import get_preset
     >>> from inrgen.training import fit
     >>> result = fit(get_preset("vamoh-mnist-small"), "runs/mnist", max_steps=200)  # doctest: +SKIP
 """
 
-from inrgen.training.data import INRDataModule, StepSampler
-from inrgen.training.engine import TrainError, TrainResult, fit, load_training_state
-from inrgen.training.evaluation import evaluate, format_table
-from inrgen.training.module import INRLightningModule, lr_factor
+import importlib as _importlib
 
-__all__ = [
-    "fit",
-    "TrainResult",
-    "TrainError",
-    "load_training_state",
-    "INRLightningModule",
-    "INRDataModule",
-    "StepSampler",
-    "evaluate",
-    "format_table",
-    "lr_factor",
-]
+_WHERE = {
+    "fit": "engine",
+    "TrainResult": "engine",
+    "TrainError": "engine",
+    "load_training_state": "engine",
+    "INRLightningModule": "module",
+    "lr_factor": "module",
+    "INRDataModule": "datamodule",
+    "StepSampler": "data",
+    "evaluate": "evaluation",
+    "format_table": "evaluation",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(_importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

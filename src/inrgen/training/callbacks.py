@@ -27,9 +27,9 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from inrgen.checkpoint import save_checkpoint
 from inrgen.configs.base import Preset
 from inrgen.data.points import PointSetPair
-from inrgen.training.data import INRDataModule
-from inrgen.training.evaluation import evaluate, predict_targets
-from inrgen.training.module import INRLightningModule, _move
+from inrgen.training.datamodule import INRDataModule
+from inrgen.training.evaluation import evaluate, move_batch, predict_targets
+from inrgen.training.module import INRLightningModule
 from inrgen.training.outputs import display_images, save_grid, write_json
 from inrgen.training.state import capture_rng, preserve_rng, restore_rng
 
@@ -203,7 +203,7 @@ class EvalCallback(pl.Callback):
         try:
             with preserve_rng():
                 torch.manual_seed(0)
-                batch = _move(collate([ds[i] for i in range(k)]), next(model.parameters()).device)
+                batch = move_batch(collate([ds[i] for i in range(k)]), next(model.parameters()).device)
                 pred, target = predict_targets(model, batch, self.chunk_size)
                 shown = torch.where(target.observed.unsqueeze(-1), target.values, float("nan"))
                 truth = display_images(shown, target.grid_shape, target.kind, target.meta)

@@ -40,7 +40,7 @@ from inrgen.training.callbacks import (
     StepProgressBar,
     StopAtStep,
 )
-from inrgen.training.data import INRDataModule
+from inrgen.training.datamodule import INRDataModule
 from inrgen.training.module import INRLightningModule, lr_factor
 from inrgen.training.outputs import check_run_dir, prepare_run_dir
 
@@ -155,10 +155,11 @@ def fit(
 ) -> TrainResult:
     """Train ``preset`` into the run folder ``out`` (see the module docstring).
 
-    ``checkpoint=False`` writes no checkpoint (smoke tests). ``max_steps`` / ``epochs`` override ``preset.train.max_steps`` (epochs are converted to steps of the
+    ``max_steps`` / ``epochs`` override ``preset.train.max_steps`` (epochs are converted to steps of the
     global batch). ``stop_at`` stops after that step as if the run were interrupted (the schedule still
     targets ``max_steps``). ``train_set`` / ``test_set`` replace the preset's data sets (already built).
-    Everything that can be checked is checked before training starts.
+    ``checkpoint=False`` writes no checkpoint (smoke tests). Everything that can be checked is checked
+    before training starts.
     """
     import lightning.pytorch as pl
 

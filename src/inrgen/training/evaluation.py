@@ -25,10 +25,18 @@ from inrgen.data.points import PointSet, PointSetPair
 from inrgen.metrics.psnr import mse_per_item, psnr
 from inrgen.models.base import INRModel, Prediction
 from inrgen.tasks import decode_chunked
-from inrgen.training.module import _move
 from inrgen.training.state import preserve_rng
 
-__all__ = ["evaluate", "predict_targets", "format_table"]
+__all__ = ["evaluate", "predict_targets", "format_table", "move_batch"]
+
+
+def move_batch(batch: PointSet | PointSetPair, device: torch.device) -> PointSet | PointSetPair:
+    """A batch (and the tensors of its ``meta``) on ``device``."""
+    if isinstance(batch, PointSetPair):
+        return PointSetPair(move_batch(batch.context, device), move_batch(batch.target, device))  # type: ignore[arg-type]
+    out = batch.to(device)
+    out.meta = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.meta.items()}
+    return out
 
 
 @torch.no_grad()
@@ -63,7 +71,7 @@ def evaluate(
         with preserve_rng():
             torch.manual_seed(0)  # evaluation noise (e.g. a posterior sample) is the same every time
             for batch in batches:
-                batch = _move(batch, device)
+                batch = move_batch(batch, device)
                 pred, target = predict_targets(model, batch, chunk_size)
                 mask = target.mask
                 psnrs.append(psnr(pred.mean.float(), target.values.float(), mask=mask, clamp=True).cpu())

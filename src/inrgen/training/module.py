@@ -32,6 +32,7 @@ from torch import Tensor
 from inrgen.configs.base import TrainConfig
 from inrgen.data.points import PointSet, PointSetPair
 from inrgen.models.base import INRModel
+from inrgen.training.evaluation import move_batch
 
 __all__ = ["INRLightningModule", "lr_factor", "SCHEDULES"]
 
@@ -49,14 +50,6 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, schedule: str) -> fl
     span = max(1, max_steps - warmup_steps)
     t = min(1.0, max(0.0, (step - warmup_steps) / span))
     return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def _move(batch: PointSet | PointSetPair, device: torch.device) -> PointSet | PointSetPair:
-    if isinstance(batch, PointSetPair):
-        return PointSetPair(_move(batch.context, device), _move(batch.target, device))  # type: ignore[arg-type]
-    out = batch.to(device)
-    out.meta = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.meta.items()}
-    return out
 
 
 class INRLightningModule(pl.LightningModule):
@@ -95,7 +88,7 @@ class INRLightningModule(pl.LightningModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, (PointSet, PointSetPair)):
-            return _move(batch, device)
+            return move_batch(batch, device)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

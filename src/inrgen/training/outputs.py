@@ -66,8 +66,13 @@ def _writable_parent(path: Path) -> Path:
         p = p.parent
     if not p.is_dir():
         raise OutputError(f"cannot write to {path}: {p} is a file, not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {path}: {p} is not writable (choose another --out)")
+    try:  # really try: permission bits say nothing for root, read-only mounts or /proc
+        probe = tempfile.mkdtemp(prefix=".inrgen-probe-", dir=p)
+        os.rmdir(probe)
+    except OSError as err:
+        raise OutputError(
+            f"cannot write to {path}: {p} is not writable ({err.strerror}); choose another --out"
+        ) from None
     return p
 
 
