@@ -21,7 +21,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_model", "load_config", "recover_checkpoint", "CheckpointError"]
+__all__ = [
+    "save_checkpoint",
+    "load_model",
+    "load_config",
+    "recover_checkpoint",
+    "resolve_folder",
+    "CheckpointError",
+]
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -113,8 +120,19 @@ def recover_checkpoint(folder: str | os.PathLike) -> bool:
     return True
 
 
-def load_config(folder: str | os.PathLike) -> dict[str, Any]:
+def resolve_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, or the ``checkpoint/`` inside it when ``folder`` is a training run folder."""
     folder = Path(folder)
+    if not (folder / CONFIG).is_file() and folder.is_dir():
+        recover_checkpoint(folder / "checkpoint")
+        if (folder / "checkpoint" / CONFIG).is_file():
+            return folder / "checkpoint"
+    return folder
+
+
+def load_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint folder (or of a run folder's ``checkpoint/``), checked."""
+    folder = resolve_folder(folder)
     recover_checkpoint(folder)
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist (expected a folder with {CONFIG})")
@@ -138,7 +156,7 @@ def load_model(folder: str | os.PathLike, map_location: str | torch.device = "cp
     from inrgen.configs.base import config_from_dict
     from inrgen.models.base import MODELS
 
-    folder = Path(folder)
+    folder = resolve_folder(folder)
     cfg = load_config(folder)
     name = cfg["model"]
     if name not in MODELS:

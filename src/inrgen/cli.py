@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preset", default="vamoh-mnist-small", help="the preset to train")
     d.add_argument("--max-steps", type=int, help="override the preset's steps")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--threads", type=int, help="torch threads (default: all cores, 1 on a busy machine)")
     return p
 
 
@@ -155,6 +156,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     preset = get_preset(a.preset)
     preset = apply_overrides(preset, list(a.overrides))
+    if a.resume and a.max_steps is None and a.epochs is None:
+        for ov in a.overrides:  # train.max_steps=N extends a resumed run like --max-steps N
+            if ov.split("=", 1)[0].strip() in ("train.max_steps", "max_steps"):
+                a.max_steps = preset.train.max_steps
     if a.data:
         from inrgen.training.commands import data_for_path
 
@@ -293,7 +298,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from inrgen.training.demo import run_demo
 
-    run_demo(a.out, preset=a.preset, overwrite=a.overwrite, max_steps=a.max_steps, progress=not a.no_progress)
+    run_demo(a.out, preset=a.preset, overwrite=a.overwrite, max_steps=a.max_steps, progress=not a.no_progress,
+             threads=a.threads)  # fmt: skip
     return 0
 
 

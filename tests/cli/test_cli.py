@@ -261,3 +261,41 @@ def test_console_script_prints_one_line_without_traceback():
     assert proc.stderr.strip().splitlines() == [
         "inrgen: error: checkpoint folder nowhere does not exist (expected a folder with config.json)"
     ]
+
+
+def test_train_on_your_own_image_folder(tmp_path, capsys):
+    """--data points a preset at the user's files: RGB photos of other sizes become the preset's grayscale
+    28x28 grid, and the checkpoint records the data it was trained on."""
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        size = (40 + 3 * i, 30 + 2 * i)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
+    out = tmp_path / "run"
+    small = ["data.batch_size=2", "data.num_eval=2", "train.eval_every=0"]
+    args = ["--data", tmp_path, "--max-steps", 1, "--out", out, "--no-progress", *small]
+    code, _, err = run(capsys, "train", "laginr-mnist-small", *args)
+    assert code == 0, err
+    cfg = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert cfg["data"]["source"] == "images" and cfg["data"]["root"] == str(tmp_path)
+    assert cfg["data"]["options"] == {"mode": "L", "size": [28, 28]}
+    ev = json.loads((out / "eval.json").read_text())["latest"]
+    assert ev["num_items"] == 1  # the held-out tenth of 10 images
+
+
+def test_resume_from_the_command_line(trained, tmp_path, capsys):
+    import shutil
+
+    root, _ = trained
+    run_dir = tmp_path / "run"
+    shutil.copytree(root / "run", run_dir)
+    code, out, err = run(
+        capsys, "train", PRESET, "--out", run_dir, "--resume", "--max-steps", 3, "--no-progress"
+    )
+    assert code == 0, err
+    assert "to step 3" in out
+    assert torch.load(run_dir / "checkpoint" / "training_state.pt", weights_only=True)["step"] == 3
+    # the stored preset (with its overrides) was resumed, not the registry's
+    cfg = json.loads((run_dir / "checkpoint" / "config.json").read_text())
+    assert cfg["data"]["batch_size"] == 4 and cfg["train"]["max_steps"] == 3
+    code, _, err = run(capsys, "train", "laginr-mnist-small", "--out", run_dir, "--resume")
+    assert code != 0 and "holds a run of preset 'vamoh-mnist-small'" in err

@@ -119,6 +119,8 @@ def test_inr_pretraining_phase_then_frozen():
     assert model.inr.scale.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.denoiser.parameters())
     assert not bool(model.inr_trained)
+    assert model.eval().loss(batch, step=3)["loss"] > 0  # an evaluation at the switch is fine
+    model.train()
     model.zero_grad(set_to_none=True)
     out = model.loss(batch, step=3)  # phase 2: diffusion on the now frozen INR
     out["loss"].backward()

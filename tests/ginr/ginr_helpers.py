@@ -58,7 +58,7 @@ def train_images(model, images: torch.Tensor, steps: int, batch_size: int, lr: f
     """Adam on random batches of ``images``; returns the training losses."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     model.train()
     losses = []
     for _ in range(steps):

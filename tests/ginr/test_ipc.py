@@ -112,6 +112,9 @@ def test_loss_is_the_batch_mean_of_per_item_mse_and_psnr():
     torch.testing.assert_close(out["loss"], mse.mean())
     torch.testing.assert_close(out["psnr"], (-10 * torch.log10(mse)).mean(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(psnr(pred, ps.values).mean(), out["psnr"], rtol=1e-6, atol=1e-6)
+    clamped = ((pred.clamp(0, 1) - ps.values) ** 2).mean(dim=(1, 2))
+    torch.testing.assert_close(out["psnr_clamped"], (-10 * torch.log10(clamped)).mean(), rtol=1e-6, atol=1e-6)
+    assert out["psnr_clamped"] >= out["psnr"]  # the targets lie in [0, 1]
 
 
 def test_subsampling_keeps_a_random_fraction_of_each_item():

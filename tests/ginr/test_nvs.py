@@ -180,4 +180,4 @@ def test_sphere_scene_is_a_valid_light_field():
     centre_ray_dist = torch.linalg.cross(o, d).norm(dim=-1)  # distance of the ray from the origin
     white = (imgs[0, 0] == 1).all(0)
     assert white[centre_ray_dist > 1.2].all() and not white[centre_ray_dist < 0.7].any()
-    assert math.isclose(o[0, 0].norm().item(), 4.0, rel_tol=1e-9)
+    assert math.isclose(o[0, 0].norm().item(), 4.0, rel_tol=1e-6)

@@ -164,6 +164,12 @@ def test_training_state_is_plain(tmp_path):
     assert state["scheduler"]["last_lr"] == pytest.approx(3e-2 * lr_factor(1, 2, 2, "cosine"))
 
 
+def test_epochs_become_steps_of_the_global_batch(tmp_path):
+    # 12 items, batch 4: 1.5 epochs = 18 items = 4.5 steps -> 5 steps
+    r = _fit(tiny_preset(), tmp_path / "r", epochs=1.5, log=False, evaluate=False, checkpoint=False)
+    assert r.step == 5 and r.preset.train.max_steps == 5
+
+
 # ------------------------------------------------------------------------------ checkpoints
 
 

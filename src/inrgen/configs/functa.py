@@ -28,7 +28,10 @@ from inrgen.models.functa import FunctaConfig
 
 __all__ = ["functa_config", "functa_small_config"]
 
-_PAPER_TRAIN = dict(max_steps=500_000, lr=3e-6, eval_every=10_000, checkpoint_every=10_000, log_every=100)
+
+def _paper_train() -> TrainConfig:
+    """Adam 3e-6, 500k steps (the Functa paper's meta-learning schedule)."""
+    return TrainConfig(max_steps=500_000, lr=3e-6, eval_every=10_000, checkpoint_every=10_000, log_every=100)
 
 
 def functa_config(coord_dim: int = 2, out_channels: int = 3, inner_steps: int = 3) -> FunctaConfig:
@@ -53,7 +56,7 @@ def _paper(name: str, data: DataConfig, paper: str, description: str, coord_dim=
         model="functa",
         model_config=functa_config(coord_dim, out_channels),
         data=data,
-        train=TrainConfig(**_PAPER_TRAIN),
+        train=_paper_train(),
         paper=paper,
         description=description,
     )

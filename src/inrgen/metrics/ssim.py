@@ -57,4 +57,5 @@ def ssim(
         reduction="none",
         data_range=data_range,
     )
+    assert isinstance(out, torch.Tensor)
     return out.reshape(pred.shape[0])

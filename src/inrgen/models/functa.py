@@ -51,7 +51,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from inrgen.data.points import PointSet, PointSetPair
 from inrgen.metrics.psnr import mse_per_item
@@ -143,7 +142,7 @@ class LatentModulatedSiren(nn.Module):
         s = self.shifts(phi)
         h = coords
         for l, lin in enumerate(self.hidden):
-            h = torch.sin(self.w0 * (F.linear(h, lin.weight, lin.bias) + s[:, None, l]))
+            h = torch.sin(self.w0 * (lin(h) + s[:, None, l]))
         return self.out(h) + self.output_bias
 
 
@@ -172,6 +171,7 @@ class Functa(INRModel):
         return self.meta_sgd_lrs.clamp(lo, hi)
 
     def _coords(self, coords: Tensor) -> Tensor:
+        coords = coords.to(self.inr.out.weight.dtype)
         return (coords + 1) * 0.5 if self.config.unit_coords else coords
 
     def inner_loss(self, phi: Tensor, points: PointSet) -> Tensor:

@@ -239,7 +239,9 @@ def reconstruction_loss(model: INRModel, batch: PointSet | PointSetPair) -> dict
 
     A :class:`PointSet` is its own context and target (reconstruction); a :class:`PointSetPair` encodes
     ``context`` (support views) and decodes ``target`` (query rays). The model's config provides
-    ``subsample_ratio`` and ``coord_jitter``.
+    ``subsample_ratio`` and ``coord_jitter``. Returns ``loss`` (mean over items of the per-item MSE),
+    ``mse`` (the same, detached), ``psnr`` and ``psnr_clamped`` (mean over items of ``-10 log10 MSE``,
+    predictions as they are and clipped to [0, 1]) on the decoded training points.
     """
     if isinstance(batch, PointSetPair):
         context, target = batch.context, batch.target
@@ -253,8 +255,8 @@ def reconstruction_loss(model: INRModel, batch: PointSet | PointSetPair) -> dict
     pred = model.decode(model.encode(context), coords).mean
     mse = mse_per_item(pred, values, mask)
     with torch.no_grad():
-        p = psnr(pred, values, mask)
-    return {"loss": mse.mean(), "mse": mse.detach().mean(), "psnr": p.mean()}
+        p, pc = psnr(pred, values, mask), psnr(pred, values, mask, clamp=True)
+    return {"loss": mse.mean(), "mse": mse.detach().mean(), "psnr": p.mean(), "psnr_clamped": pc.mean()}
 
 
 # ---------------------------------------------------------------------------------------------- model

@@ -733,7 +733,7 @@ class LatentDiffusion(INRModel):
             return {"loss": out["loss"], **{f"inr_{k}": v.detach() for k, v in out.items() if k != "loss"}}
         if cfg.inr_pretrain_steps > 0 and self.training:
             self.inr_trained.fill_(True)
-        if not bool(self.inr_trained):
+        if self.training and not bool(self.inr_trained):  # (an evaluation loss is harmless)
             raise ValueError(
                 f"the frozen INR holds no trained weights ({self._untrained_reason}), so its latents carry "
                 "no information: set model.inr_checkpoint=FOLDER (a trained INR, e.g. from `inrgen train "

@@ -145,6 +145,7 @@ class LearnedInit(INRModel):
     def inr(self, coords: Tensor, params: dict[str, Tensor]) -> Tensor:
         """``f(coords; params)``: coords ``(B, N, d_in)`` -> ``(B, N, C)``, a batched matmul per layer."""
         c = self.config
+        coords = coords.to(self.weights[0].dtype)
         if self.features is not None:
             h = self.features(coords)
         else:

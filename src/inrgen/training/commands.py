@@ -33,7 +33,7 @@ from torch import Tensor
 
 from inrgen import coords as C
 from inrgen import tasks
-from inrgen.checkpoint import load_config, load_model
+from inrgen.checkpoint import load_config, load_model, resolve_folder
 from inrgen.configs.base import DataConfig
 from inrgen.data.points import PointSet
 from inrgen.metrics.psnr import psnr
@@ -56,7 +56,6 @@ from inrgen.training.outputs import (
 )
 
 __all__ = [
-    "resolve_checkpoint",
     "load_checkpoint",
     "data_for_path",
     "run_reconstruct",
@@ -70,17 +69,9 @@ __all__ = [
 DEFAULT_CHUNK = 16384
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder, or a run folder holding one in ``checkpoint/``."""
-    p = Path(path).expanduser()
-    if (p / "checkpoint" / "config.json").is_file() and not (p / "config.json").is_file():
-        return p / "checkpoint"
-    return p
-
-
 def load_checkpoint(path: str | os.PathLike) -> tuple[INRModel, ModelSpec, Path]:
     """The model (eval mode, CPU), what it was trained on, and the checkpoint folder."""
-    folder = resolve_checkpoint(path)
+    folder = resolve_folder(path)
     cfg = load_config(folder)
     model = load_model(folder)
     return model, ModelSpec.from_config(cfg), folder

@@ -124,6 +124,21 @@ def write_task_figures(model, items: PointSet, out: Path, chunk_size: int | None
     return metrics
 
 
+def choose_threads(requested: int | None = None) -> tuple[int, str]:
+    """Torch threads for the demo: ``requested``, else all cores, else 1 when the machine is already busy
+    (load average >= cores: several threads then wait on each other and a step gets several times
+    slower, measured 5-10x at load 12 on 2 cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--threads must be >= 1, got {requested}")
+        return requested, f"{requested} thread(s) as requested"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if cores > 1 and load >= cores:
+        return 1, f"1 thread: the machine is busy (load {load:.1f} on {cores} cores)"
+    return torch.get_num_threads(), f"{torch.get_num_threads()} threads on {cores} cores"
+
+
 def _finished(out: Path) -> dict[str, Any] | None:
     path = out / "metrics.json"
     if not path.is_file():
@@ -137,7 +152,7 @@ def _finished(out: Path) -> dict[str, Any] | None:
 def _print_summary(m: dict[str, Any], out: Path) -> None:
     print(
         f"inrgen demo: {m['preset']} trained {m['steps']} steps in {m['train_seconds']:.0f} s "
-        f"({m['threads']} CPU threads); total {m['total_seconds']:.0f} s"
+        f"({m['threads']} torch threads); total {m['total_seconds']:.0f} s"
     )
     print(
         f"  held-out PSNR {m['psnr_mean']:.2f} +- {m['psnr_std']:.2f} dB over {m['num_eval']} unseen digits"
@@ -158,6 +173,7 @@ def run_demo(
     overwrite: bool = False,
     max_steps: int | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train and write the demo (see the module docstring); returns the metrics."""
     from inrgen.training.engine import fit
@@ -184,7 +200,9 @@ def run_demo(
         print(f"resuming the interrupted demo in {out}")
     else:
         prepare_run_dir(out, overwrite=overwrite, resume=False, command="demo", preset=preset)
-    threads = torch.get_num_threads()
+    threads, why = choose_threads(threads)
+    torch.set_num_threads(threads)
+    print(f"inrgen demo: training {preset} ({why})")
     t_train = time.time()
     target = max_steps if max_steps is not None else p.train.max_steps
     ckpt = out / "run" / "checkpoint"

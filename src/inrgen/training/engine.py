@@ -129,6 +129,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*batch_size=None.*")
     warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen sub-models
 
 
 def fit(
@@ -186,11 +187,7 @@ def fit(
                 f"cannot resume {out} with a different model configuration; model overrides cannot change "
                 "on resume (start a new run with --out elsewhere)"
             )
-        # the stored data/train sections win, except the length of the run
-        target_steps = preset.train.max_steps if preset.train.max_steps != stored.train.max_steps else None
-        preset = stored
-        if target_steps is not None and max_steps is None and epochs is None:
-            max_steps = target_steps
+        preset = stored  # the stored data/train sections win; max_steps / epochs may extend the run
         state = load_training_state(ckpt)
         start = int(state["step"])
     lr_factor(0, preset.train.warmup_steps, preset.train.max_steps, preset.train.schedule)
