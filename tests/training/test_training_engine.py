@@ -243,6 +243,9 @@ def test_bad_runs_fail_before_training(tmp_path):
     with pytest.raises(TrainError, match="trained on 3-channel values"):
         _fit(p, tmp_path / "c")
     assert not (tmp_path / "c").exists()  # nothing was created
+    with pytest.raises(TrainError, match="cannot set up training"):
+        _fit(tiny_preset(), tmp_path / "p", precision="13-bogus")
+    assert not (tmp_path / "p").exists()
     with pytest.raises(TrainError, match="already at step 2"):
         _fit(tiny_preset(max_steps=2), tmp_path / "d", log=False, evaluate=False)
         _fit(tiny_preset(max_steps=2), tmp_path / "d", resume=True)

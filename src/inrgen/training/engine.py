@@ -153,14 +153,15 @@ def fit(
     train_set: Dataset | None = None,
     test_set: Dataset | None = None,
     data_info: dict[str, Any] | None = None,
+    model: INRModel | None = None,
 ) -> TrainResult:
     """Train ``preset`` into the run folder ``out`` (see the module docstring).
 
     ``max_steps`` / ``epochs`` override ``preset.train.max_steps`` (epochs are converted to steps of the
     global batch). ``stop_at`` stops after that step as if the run were interrupted (the schedule still
     targets ``max_steps``). ``train_set`` / ``test_set`` replace the preset's data sets (already built).
-    ``checkpoint=False`` writes no checkpoint (smoke tests). Everything that can be checked is checked
-    before training starts.
+    ``checkpoint=False`` writes no checkpoint (smoke tests). ``model`` trains an already built model of
+    the preset (instead of a fresh one). Everything that can be checked is checked before training starts.
     """
     import lightning.pytorch as pl
 
@@ -220,14 +221,17 @@ def fit(
 
     pl.seed_everything(preset.train.seed, workers=True, verbose=False)
     if state is not None:
+        if model is not None:
+            raise TrainError("pass either resume=True or a model to train, not both")
         model = load_model(out / "checkpoint")
+        model.train()
+    elif model is not None:
+        if getattr(model, "model_name", None) != preset.model or model.config != preset.model_config:
+            raise TrainError(f"the model passed to fit is not the model of preset {preset.name!r}")
         model.train()
     else:
         model = build_model(preset.model, preset.model_config)
     check_data_fits(model, datamodule.train_set[0], preset)
-
-    if rank == 0:  # launched DDP workers re-run this function: only the first process prepares the folder
-        prepare_run_dir(out, overwrite=overwrite, resume=resume, command="train", preset=preset.name)
 
     module = INRLightningModule(model, preset.train, start_step=start, training_state=state)
     if data_info is None and hasattr(datamodule.train_set, "normalization_state"):
@@ -277,13 +281,16 @@ def fit(
             log_every_n_steps=max(1, preset.train.log_every),
             default_root_dir=out,
         )
-    except (ValueError, TypeError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 - Lightning's MisconfigurationException is no ValueError
         raise TrainError(f"cannot set up training: {err}") from err
     if preset.data.batch_size % trainer.world_size:
         raise TrainError(
             f"data.batch_size={preset.data.batch_size} (the global batch) must be divisible by the "
             f"{trainer.world_size} processes (devices x nodes)"
         )
+    if rank == 0:  # launched DDP workers re-run this function: only the first process prepares the folder
+        prepare_run_dir(out, overwrite=overwrite, resume=resume, command="train", preset=preset.name)
+
     trainer.fit(module, datamodule=datamodule)
     model.eval().cpu()
     final = eval_cb.latest if eval_cb is not None else None
