@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy $(TYPED)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --durations=25
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -4,21 +4,24 @@ For each model of the library at its MNIST-sized CPU preset (``*-mnist-small``):
 
 - training items/s: Adam steps of the preset's batch size on real MNIST digits (median over repeats of
   a few steps each; each item of a meta-learning model includes its inner loop);
-- peak memory of training: the peak resident set size (sampled every 2 ms) during those steps, above the
-  resident size just before them;
+- peak memory of training: the peak resident set size (sampled every 2 ms) during two training steps
+  of a freshly built model in a fresh process, above the resident size just before them;
 - decoded points/s: one latent, 65,536 random query coordinates, no gradients (median over repeats);
 - rendering a 1024x1024 image from one latent with :func:`inrgen.tasks.decode_chunked` (chunks of
-  65,536 points): seconds and sampled peak resident memory above the baseline. The output alone is
-  ``1024^2 x C x 4`` bytes (4 MiB for one channel).
+  65,536 points): seconds, and the sampled peak resident memory above the baseline in a fresh process
+  (model built, latent encoded, a small warm-up decode done). The output alone is ``1024^2 x C x 4``
+  bytes (4 MiB for one channel).
 
-Memory is measured in-process (``inrgen.metrics.timing.peak_rss``): memory the allocator kept from
-earlier work can hide part of a peak, so these are lower bounds. ``run(quick, out_dir)`` writes
-``bench_throughput.json`` and ``bench_throughput.md``.
+Memory is measured with :func:`inrgen.metrics.timing.peak_rss` in a spawned process per measurement
+(memory an allocator kept from earlier work would hide a peak in-process; the tiny profile measures
+in-process and is meaningless for memory). ``run(quick, out_dir)`` writes ``bench_throughput.json`` and
+``bench_throughput.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,60 @@ MODELS = {
 CHUNK = 65536
 
 
+def _memory(preset_name: str, what: str, size: int, steps: int = 2) -> dict[str, float]:
+    """Peak resident memory above the baseline of rendering (``what="render"``) or of ``steps`` training
+    steps (``"train"``), for a freshly built model on random MNIST-shaped data (memory depends on shapes,
+    not on values or weights). Meant to run in a fresh process, where the heap holds nothing else."""
+    torch.set_num_threads(1)
+    model, preset = build(preset_name)
+    g = torch.Generator().manual_seed(0)
+    c = model.out_channels
+    if what == "render":
+        model.eval()
+        with torch.no_grad():
+            latent = model.encode(PointSet.from_image(torch.rand(1, c, 28, 28, generator=g)))
+            decode_chunked(model, latent, C.grid((32, 32)).unsqueeze(0))  # warm-up
+        grid = C.grid((size, size)).unsqueeze(0)
+
+        def work() -> Any:
+            with torch.no_grad():
+                return decode_chunked(model, latent, grid, CHUNK).mean
+
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=preset.train.lr)
+        images = torch.rand(preset.data.batch_size, c, 28, 28, generator=g)
+
+        def work() -> Any:
+            for step in range(steps):
+                out = model.loss(PointSet.from_image(images), step)
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                opt.step()
+
+    mem, _ = peak_rss(work)
+    return mem
+
+
+def _memory_child(preset_name: str, what: str, size: int, queue) -> None:
+    try:
+        queue.put(_memory(preset_name, what, size))
+    except Exception as err:  # report instead of hanging the parent
+        queue.put({"error": f"{type(err).__name__}: {err}"})
+
+
+def _memory_fresh(preset_name: str, what: str, size: int) -> dict[str, float]:
+    """:func:`_memory` in a spawned process (a heap that no earlier work has grown)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_memory_child, args=(preset_name, what, size, q))
+    p.start()
+    out = q.get()
+    p.join()
+    if "error" in out:
+        raise RuntimeError(f"memory measurement of {preset_name} ({what}) failed: {out['error']}")
+    return out
+
+
 def _one_model(name: str, preset_name: str, images: torch.Tensor, prof) -> dict[str, Any]:
     model, preset = build(preset_name)
     batch = preset.data.batch_size
@@ -61,9 +118,7 @@ def _one_model(name: str, preset_name: str, images: torch.Tensor, prof) -> dict[
             step[0] += 1
 
     k = 1 if prof.name == "tiny" else 3
-    train_steps(1)  # warm-up
-    mem_train, _ = peak_rss(lambda: train_steps(k))
-    t_train = time_fn(lambda: train_steps(k), repeats=prof.repeats, warmup=0)
+    t_train = time_fn(lambda: train_steps(k), repeats=prof.repeats, warmup=1)
     model.eval()
     ps = PointSet.from_image(images[:1])
     with torch.no_grad():
@@ -83,8 +138,12 @@ def _one_model(name: str, preset_name: str, images: torch.Tensor, prof) -> dict[
         with torch.no_grad():
             return decode_chunked(model, latent, grid, CHUNK).mean
 
-    mem_render, img = peak_rss(render)
     t_render = time_fn(render, repeats=1 if prof.name != "full" else 3, warmup=0)
+    img = render() if prof.name == "tiny" else None
+    measure = _memory if prof.name == "tiny" else _memory_fresh  # tiny: in-process, no spawn cost
+    mem_train = measure(preset_name, "train", size)
+    mem_render = measure(preset_name, "render", size)
+    out_mb = size * size * model.out_channels * 4 / 2**20 if img is None else img.numel() * 4 / 2**20
     row = {
         "preset": preset_name,
         "params": model.num_parameters(),
@@ -97,7 +156,7 @@ def _one_model(name: str, preset_name: str, images: torch.Tensor, prof) -> dict[
         "render_size": size,
         "render_s": t_render.to_dict(),
         "render_peak_above_baseline_mb": mem_render["delta_mb"],
-        "render_output_mb": img.numel() * img.element_size() / 2**20,
+        "render_output_mb": out_mb,
     }
     print(
         f"  {name:15s} train {row['train_items_per_s']:8.1f} items/s  "
@@ -136,7 +195,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, profile `{r['profile']}`, load average "
         f"{', '.join(f'{x:.1f}' for x in m['load_average'])}. Timings: median (quartiles, repeats). Memory: "
-        "sampled peak resident set above the baseline just before (in-process; a lower bound).",
+        "sampled peak resident set above the baseline just before, in a fresh process per measurement.",
         "",
     ]
     rows = []

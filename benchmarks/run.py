@@ -6,10 +6,13 @@
     python -m benchmarks.run --list
 
 Each benchmark writes ``<name>.json`` and ``<name>.md`` into the output folder (``benchmarks/results``);
-this runner adds ``summary.json`` and ``SUMMARY.md`` (the command, the machine, each benchmark's status
-and wall time, then every benchmark's markdown). A benchmark that fails is reported with its traceback
-and the others still run; the exit status is 1 if any failed. ``--tiny`` sets ``INRGEN_BENCH_TINY=1``,
-which the benchmarks built on ``benchmarks/common.py`` read to run in seconds (the test suite uses it).
+this runner adds ``summary.json`` and ``SUMMARY.md`` (the commands, the machine, each benchmark's status,
+wall time and load, then every benchmark's markdown). Records of earlier runs of the same mode in the
+folder are kept, so re-running one benchmark with ``--only`` updates its part of the summary; a ``--full``
+run rewrites ``benchmarks/RESULTS.md`` once every benchmark has a full-mode record. A benchmark that
+fails is reported with its traceback and the others still run; the exit status is 1 if any failed.
+``--tiny`` sets ``INRGEN_BENCH_TINY=1``, which the benchmarks built on ``benchmarks/common.py`` read to
+run in seconds (the test suite uses it).
 """
 
 from __future__ import annotations
@@ -91,30 +94,34 @@ def run_all(names: list[str], quick: bool, out_dir: Path) -> list[dict[str, Any]
         finally:
             torch.set_num_threads(threads)
         rec["wall_s"] = time.perf_counter() - t0
+        rec["finished"] = time.strftime("%Y-%m-%d %H:%M")
+        rec["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
         print(f"== {name}: {rec['status']} in {rec['wall_s']:.0f} s", flush=True)
         records.append(rec)
     return records
 
 
-def summary_markdown(
-    records: list[dict[str, Any]], command: str, mode: str, out_dir: Path, info: dict
-) -> str:
+def summary_markdown(records: list[dict[str, Any]], mode: str, out_dir: Path, info: dict) -> str:
+    """The overall markdown: commands, machine, a status table, then every benchmark's own tables."""
     total = sum(r["wall_s"] for r in records)
+    commands = list(dict.fromkeys(r.get("command", "?") for r in records))
     lines = [
         f"# Benchmark results ({mode})",
         "",
-        f"Command: `{command}` (total {total / 60:.1f} min).",
+        "Produced by " + "; then ".join(f"`{c}`" for c in commands) + f" (total {total / 60:.1f} min).",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, Python {info['python']}, "
-        f"{info['platform']}; load average at the start "
-        f"{', '.join(f'{x:.1f}' for x in info['load_average'])}.",
+        f"{info['platform']}.",
         "",
-        "| benchmark | status | wall time |",
-        "|---|---|---|",
+        "| benchmark | status | wall time | finished | load average (1, 5, 15 min) |",
+        "|---|---|---|---|---|",
     ]
     for r in records:
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r['error']}"
-        lines.append(f"| {_short(r['name'])} | {status} | {r['wall_s']:.0f} s |")
+        load = ", ".join(f"{x:.1f}" for x in r.get("load_average", []))
+        lines.append(
+            f"| {_short(r['name'])} | {status} | {r['wall_s']:.0f} s | {r.get('finished', '-')} | {load} |"
+        )
     for r in records:
         md = out_dir / f"{r['name']}.md"
         if r["status"] == "ok" and md.is_file():
@@ -122,6 +129,23 @@ def summary_markdown(
             text = ["#" + t if t.startswith("#") else t for t in text]  # one level down
             lines += ["", *text]
     return "\n".join(lines) + "\n"
+
+
+def _merge(out_dir: Path, mode: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of this run, plus those of earlier runs of the same mode in ``out_dir`` (by benchmark)."""
+    merged: dict[str, dict[str, Any]] = {}
+    old = out_dir / "summary.json"
+    if old.is_file():
+        try:
+            prev = json.loads(old.read_text())
+            if prev.get("mode") == mode:
+                for r in prev.get("benchmarks", []):
+                    r.setdefault("command", prev.get("command", "?"))
+                    merged[r["name"]] = r
+        except (json.JSONDecodeError, KeyError, TypeError):
+            merged = {}
+    merged.update({r["name"]: r for r in records})
+    return [merged[k] for k in sorted(merged)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     selected = _select(names, args.only, args.skip)
     quick = not args.full
+    mode_name = "tiny" if args.tiny else ("quick" if quick else "full")
     old_env = os.environ.get("INRGEN_BENCH_TINY")
     if args.tiny:
         os.environ["INRGEN_BENCH_TINY"] = "1"
     command = "python -m benchmarks.run " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
-    info = machine_info()
     try:
         records = run_all(selected, quick, args.out)
     finally:
@@ -157,15 +181,22 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop("INRGEN_BENCH_TINY", None)
         else:
             os.environ["INRGEN_BENCH_TINY"] = old_env
-    mode_name = "tiny" if args.tiny else ("quick" if quick else "full")
-    md = summary_markdown(records, command.strip(), mode_name, args.out, info)
+    for r in records:
+        r["command"] = command.strip()
+    # earlier runs of other benchmarks in this folder stay in the summary (re-run one, keep the rest)
+    everything = _merge(args.out, mode_name, records)
+    info = machine_info()
+    md = summary_markdown(everything, mode_name, args.out, info)
     (args.out / "SUMMARY.md").write_text(md)
     (args.out / "summary.json").write_text(
-        json.dumps(
-            {"command": command.strip(), "mode": mode_name, "machine": info, "benchmarks": records}, indent=2
-        )
+        json.dumps({"mode": mode_name, "machine": info, "benchmarks": everything}, indent=2)
     )
-    if args.full and not args.only and not args.skip and not args.tiny and args.out.resolve() == DEFAULT_OUT:
+    if (
+        args.full
+        and not args.tiny
+        and args.out.resolve() == DEFAULT_OUT
+        and {r["name"] for r in everything} >= set(names)
+    ):
         (HERE / "RESULTS.md").write_text(md)
     print(f"results in {args.out}")
     return 1 if any(r["status"] != "ok" for r in records) else 0

@@ -56,6 +56,30 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_run(tmp_path, monk
     assert "# fine" in (tmp_path / "SUMMARY.md").read_text()
 
 
+def test_rerunning_one_benchmark_keeps_the_others_in_the_summary(tmp_path, monkeypatch):
+    def make(name):
+        def fn(quick, out_dir):
+            common.write_outputs(out_dir, name, {}, f"# table of {name}\n")
+
+        return fn
+
+    monkeypatch.setattr(run, "discover", lambda folder=run.HERE: ["bench_a", "bench_b"])
+    monkeypatch.setattr(run, "_load", make)
+    assert run.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert run.main(["--quick", "--only", "b", "--out", str(tmp_path)]) == 0
+    recs = json.loads((tmp_path / "summary.json").read_text())["benchmarks"]
+    assert [r["name"] for r in recs] == ["bench_a", "bench_b"]
+    assert recs[0]["command"].endswith(f"--quick --out {tmp_path}")
+    assert "--only b" in recs[1]["command"]
+    md = (tmp_path / "SUMMARY.md").read_text()
+    assert "# table of bench_a" in md and "# table of bench_b" in md
+    # a run of another mode starts a new summary
+    assert run.main(["--tiny", "--only", "a", "--out", str(tmp_path)]) == 0
+    assert [r["name"] for r in json.loads((tmp_path / "summary.json").read_text())["benchmarks"]] == [
+        "bench_a"
+    ]
+
+
 def test_unknown_benchmark_names_are_rejected_with_the_list():
     with pytest.raises(SystemExit, match="available: .*functa"):
         run.main(["--only", "nosuchbench"])

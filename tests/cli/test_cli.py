@@ -148,6 +148,17 @@ def test_evaluate_prints_table_and_json(trained, tmp_path, capsys):
     assert m["psnr_mean"] == pytest.approx(per.mean(), abs=1e-3)
     assert m["psnr_std"] == pytest.approx(per.std(), abs=1e-3)
     assert "psnr_mean" in stdout and "loss/kl_z" in stdout
+    # VaMoH also gets the paper's reconstruction PSNR, with the posterior weights at the observed points
+    model = inrgen.load(root / "run")
+    test = build_split(inrgen.configs.get_preset(PRESET).data, "test")
+    from inrgen.data.points import collate
+
+    batch = collate([test[i] for i in range(6)])
+    with torch.no_grad():
+        post = model.decode(model.encode(batch), batch.coords, values=batch.values).mean
+    ref = psnr(post, batch.values, clamp=True).double()
+    assert m["psnr_posterior_mean"] == pytest.approx(float(ref.mean()), abs=1e-3)
+    assert m["psnr_posterior_std"] == pytest.approx(float(ref.std(unbiased=False)), abs=1e-3)
 
 
 def test_outputs_are_never_overwritten_without_flag(trained, tmp_path, capsys):
@@ -243,7 +254,8 @@ def test_presets_lists_sizes(capsys):
     assert set(lines) == set(inrgen.configs.PRESETS)
     p = inrgen.configs.get_preset(PRESET)
     n = sum(v.numel() for v in inrgen.models.build_model(p.model, p.model_config).parameters())
-    assert f"{n / 1e3:.1f}k" in lines[PRESET] and p.paper in lines[PRESET]
+    size = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+    assert size in lines[PRESET].split() and p.paper in lines[PRESET]
     code, out, _ = run(capsys, "presets", "--fields", PRESET)
     assert code == 0 and "train.lr = 0.001" in out and "model.dim_z = 16" in out
 

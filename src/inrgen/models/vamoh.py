@@ -123,6 +123,7 @@ class VaMoHConfig:
     kl_z_estimator: str = "mc"  # "mc": reparameterised MC KL (paper) | "official": released code's
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
+    dropout_target: str = "all"  # ELBO on "all" points, encoder on the kept (Algorithm 1) | "kept" (code)
     train_max_points: int | None = None  # keep this many random points per batch (voxels); encode() too
 
 
@@ -206,6 +207,7 @@ class VaMoH(INRModel):
         _check_choice("cat_logits", cfg.cat_logits, ("linear", "tanh"))
         _check_choice("kl_z_estimator", cfg.kl_z_estimator, ("mc", "official"))
         _check_choice("logistic_moments", cfg.logistic_moments, ("location", "exact"))
+        _check_choice("dropout_target", cfg.dropout_target, ("all", "kept"))
         _check_choice("encoder.encoder_input", cfg.encoder.encoder_input, ("raw", "fourier"))
         for name in (
             "coord_dim",
@@ -418,26 +420,32 @@ class VaMoH(INRModel):
         keep.scatter_(1, scores.topk(m, dim=1).indices, True)
         return points.with_mask(keep & points.observed, combine=False)
 
-    def _prepare(self, batch: PointSet) -> PointSet:
-        """Training-time subsampling (``train_max_points``) and point dropout, both shared by the batch."""
-        cfg = self.config
-        points = self._limit_points(batch)
-        if cfg.point_dropout > 0:
-            points = point_dropout(points, cfg.point_dropout, min_points=self.encoder.min_points)
-        return points
-
-    def elbo(self, points: PointSet, step: int | None = None, zs: Tensor | None = None) -> dict[str, Tensor]:
+    def elbo(
+        self,
+        points: PointSet,
+        step: int | None = None,
+        zs: Tensor | None = None,
+        context: PointSet | None = None,
+    ) -> dict[str, Tensor]:
         """The ELBO of Eq. 16 per item on the observed points of ``points`` (no dropout).
 
         Returns ``(b,)`` tensors ``elbo``, ``recon``, ``kl_z``, ``kl_c`` (nats), the posterior-weighted
         mixture mean ``mean`` at the observed points and its ``psnr``. ``step`` picks the prior phase
         (default: after the steps trained so far); ``zs (S, b, dz)`` are the latent samples to use
         (default: ``kl_z_samples`` reparameterised draws from q; the first one serves the reconstruction).
+        ``context``: the points the encoder sees (default ``points``), e.g. a point-dropped copy; any
+        ``q(z | context)`` gives a valid lower bound on ``log p(Y | X)`` of ``points``.
         """
         self.check_points(points)
         points = self._cast(points)
         step = int(self.trained_steps) if step is None else int(step)
-        q = self.encoder(points)
+        if context is None:
+            q = self.encoder(points)
+        else:
+            self.check_points(context, "context")
+            if context.batch_size != points.batch_size:
+                raise ValueError(f"context has {context.batch_size} items, points {points.batch_size}")
+            q = self.encoder(self._cast(context))
         if zs is None:
             zs = q.rsample((self.config.kl_z_samples,))  # (S, b, dz): reparameterised
         elif zs.dim() != 3 or zs.shape[1:] != q.mean.shape:
@@ -491,12 +499,17 @@ class VaMoH(INRModel):
             raise TypeError(f"VaMoH trains on PointSet batches, got {type(batch).__name__}")
         self.check_points(batch, "batch")
         step = int(step)
-        points = batch
+        points, context = batch, None
         if self.training:
             self.trained_steps.fill_(max(int(self.trained_steps), step))
-            points = self._prepare(batch)
-        t = self.elbo(points, step)
+            points = self._limit_points(batch)
+            if self.config.point_dropout > 0:
+                context = point_dropout(points, self.config.point_dropout, min_points=self.encoder.min_points)
+                if self.config.dropout_target == "kept":
+                    points, context = context, None
+        t = self.elbo(points, step, context=context)
         n_values = points.observed.sum() * self.out_channels
+        seen = (points if context is None else context).observed.sum().float()
         return {
             "loss": -t["elbo"].sum() / n_values,
             "elbo": t["elbo"].mean().detach(),
@@ -504,6 +517,6 @@ class VaMoH(INRModel):
             "kl_z": t["kl_z"].mean().detach(),
             "kl_c": t["kl_c"].mean().detach(),
             "psnr": t["psnr"].mean(),
-            "keep_rate": points.observed.sum().float() / batch.observed.sum().float(),
+            "keep_rate": seen / batch.observed.sum().float(),
             "flow": torch.tensor(float(self.flow_active(step))),
         }

@@ -179,7 +179,8 @@ class EvalCallback(pl.Callback):
         self.last_step = step
         model = module.model
         summary = evaluate(model, self.dm.eval_batches(), step=step, chunk_size=self.chunk_size)
-        metrics = {"test/psnr_mean": summary["psnr_mean"], "test/psnr_std": summary["psnr_std"]}
+        metrics = {k.replace("psnr_", "test/psnr_"): v for k, v in summary.items() if k.startswith("psnr_")}
+        metrics.pop("test/psnr_per_item", None)
         metrics.update({f"test/{k[5:]}": v for k, v in summary.items() if k.startswith("loss/")})
         for lg in module.loggers:
             lg.log_metrics(metrics, step=step)

@@ -5,8 +5,13 @@ points; the query views of a novel-view pair), and the PSNR of the item is
 
     PSNR_b = -10 log10( mean_{n,c} (clip(mean_bnc, 0, 1) - y_bnc)^2 )          (inrgen.metrics.psnr)
 
-over its known points. The summary holds the mean and the population standard deviation over items,
-the per-item values, and the mean of every term of ``model.loss`` (weighted by batch size).
+over its known points, for the predictive mean decoded from the latent alone (``psnr_*``). For mixture
+models whose decoder also reads the observed values (VaMoH: the posterior weights ``pi~(x, y, z)`` of
+Eq. 5, which the released code uses to reconstruct observed points), ``psnr_posterior_*`` is the same
+with those weights; it is the paper's reconstruction PSNR, and it says little about the latent when the
+components are nearly constant, so both are reported. The summary holds means, population standard
+deviations over items, the per-item values, and the mean of every term of ``model.loss`` (weighted by
+batch size).
 
 Example:
     >>> summary = evaluate(model, datamodule.eval_batches(), step=1000)  # doctest: +SKIP
@@ -15,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +33,7 @@ from inrgen.models.base import INRModel, Prediction
 from inrgen.tasks import decode_chunked
 from inrgen.training.state import preserve_rng
 
-__all__ = ["evaluate", "predict_targets", "format_table", "move_batch"]
+__all__ = ["evaluate", "predict_targets", "format_table", "move_batch", "reads_values"]
 
 
 def move_batch(batch: PointSet | PointSetPair, device: torch.device) -> PointSet | PointSetPair:
@@ -37,6 +43,14 @@ def move_batch(batch: PointSet | PointSetPair, device: torch.device) -> PointSet
     out = batch.to(device)
     out.meta = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.meta.items()}
     return out
+
+
+def reads_values(model: INRModel) -> bool:
+    """Whether ``model.decode`` takes the observed ``values`` (posterior mixture weights, VaMoH)."""
+    try:
+        return "values" in inspect.signature(model.decode).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @torch.no_grad()
@@ -65,17 +79,27 @@ def evaluate(
     model.eval()
     psnrs: list[Tensor] = []
     mses: list[Tensor] = []
+    post: list[Tensor] = []
     sums: dict[str, float] = {}
     count = 0
+    posterior = reads_values(model)
     try:
         with preserve_rng():
             torch.manual_seed(0)  # evaluation noise (e.g. a posterior sample) is the same every time
             for batch in batches:
                 batch = move_batch(batch, device)
-                pred, target = predict_targets(model, batch, chunk_size)
+                if isinstance(batch, PointSetPair):
+                    pred, target = predict_targets(model, batch, chunk_size)
+                    latent = None
+                else:
+                    target, latent = batch, model.encode(batch)
+                    pred = decode_chunked(model, latent, batch.coords, chunk_size)
                 mask = target.mask
                 psnrs.append(psnr(pred.mean.float(), target.values.float(), mask=mask, clamp=True).cpu())
                 mses.append(mse_per_item(pred.mean.float().clamp(0, 1), target.values.float(), mask).cpu())
+                if posterior and latent is not None:
+                    p_post = decode_chunked(model, latent, batch.coords, chunk_size, values=batch.values)
+                    post.append(psnr(p_post.mean.float(), target.values.float(), mask=mask, clamp=True).cpu())
                 if with_loss:
                     terms = model.loss(batch, step)
                     b = batch.batch_size
@@ -99,6 +123,10 @@ def evaluate(
         "mse_mean": float(m.mean()),
         "psnr_per_item": [round(float(v), 4) for v in p],
     }
+    if post:
+        q = torch.cat(post).double()
+        out["psnr_posterior_mean"] = float(q.mean())
+        out["psnr_posterior_std"] = float(q.std(unbiased=False))
     out.update({f"loss/{k}": v / count for k, v in sums.items()})
     return out
 
