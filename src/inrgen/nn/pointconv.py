@@ -329,6 +329,7 @@ class PointConvEncoder(nn.Module):
         self.final_centroids = counts[-1]
         self.head = nn.Linear(self.final_centroids * c_in, 2 * dim_z)
         self._cache: tuple[Tensor, list[Neighbourhood]] | None = None
+        self._warned_shrink = False
 
     # ------------------------------------------------------------------------------------ geometry
     def positions(self, coords: Tensor) -> Tensor:
@@ -390,10 +391,11 @@ class PointConvEncoder(nn.Module):
                 f"{self.min_points} centroids). Observe more points or use an encoder with fewer centroids."
             )
         first = self.stages[0][1]
-        if bool((n_obs < first).any()):
+        if not self._warned_shrink and bool((n_obs < first).any()):
+            self._warned_shrink = True  # once per encoder: training with point dropout would repeat it
             warnings.warn(
                 f"{int(n_obs.min())} observed points but the first PointConv layer has {first} centroids: "
-                "the centroid counts of the layers shrink to the available points",
+                "the centroid counts of the layers shrink to the available points (warned once per encoder)",
                 stacklevel=2,
             )
         if shared is None:
