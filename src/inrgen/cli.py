@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)  # fmt: skip
 
     d = sub.add_parser("demo", help="train the default preset and write every task's outputs (make demo)")
+    d.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
     d.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--overwrite", action="store_true", help="train again over an earlier demo")
     d.add_argument("--preset", default="vamoh-mnist-small", help="the preset to train")
@@ -299,7 +300,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from inrgen.training.demo import run_demo
 
     run_demo(a.out, preset=a.preset, overwrite=a.overwrite, max_steps=a.max_steps, progress=not a.no_progress,
-             threads=a.threads)  # fmt: skip
+             threads=a.threads, overrides=list(a.overrides))  # fmt: skip
     return 0
 
 
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         a, extra = parser.parse_known_args(argv)
-        if a.command == "train":  # key=value overrides may come after the options too
+        if a.command in ("train", "demo"):  # key=value overrides may come after the options too
             a.overrides = list(a.overrides) + [x for x in extra if "=" in x and not x.startswith("-")]
             extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
         if extra:

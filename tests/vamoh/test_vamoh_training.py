@@ -65,12 +65,14 @@ def test_short_training_raises_the_held_out_elbo():
     elbo0, _ = _held_out(model, test_x)
     train(model, train_x, steps=30, batch_size=16, lr=preset.train.lr)
     elbo1, _ = _held_out(model, test_x)
-    # measured: about -4000 nats per digit at initialisation, about -2000 after 30 steps
+    # measured: -4400 nats per digit at initialisation, -2020 after 30 steps
     assert elbo1 > elbo0 + 500, (elbo0, elbo1)
 
 
-# measured with `pytest tests/vamoh/test_vamoh_training.py -m slow -s` (see the report printed there)
-MIN_HELD_OUT_PSNR = 0.0
+# Measured with `pytest tests/vamoh/test_vamoh_training.py -m slow -s` (1,600 steps, about 410 CPU-seconds
+# on one core): held-out ELBO -4347 -> -1337 nats per digit, reconstruction PSNR (prior-weighted mixture
+# mean, all 500 test digits) 6.2 -> 17.97 dB. The bound leaves about 1 dB for run-to-run differences.
+MIN_HELD_OUT_PSNR = 17.0
 
 
 @pytest.mark.slow

@@ -353,7 +353,8 @@ class PointConvEncoder(nn.Module):
         """Plan for shared, fully observed coordinates ``(1, m, d)``, compacted (no padding) and cached."""
         if self._cache is not None:
             c0, plan = self._cache
-            if c0.shape == coords.shape and c0.device == coords.device and torch.equal(c0, coords):
+            same = c0.shape == coords.shape and c0.dtype == coords.dtype and c0.device == coords.device
+            if same and torch.equal(c0, coords):
                 return plan
         pos = self.positions(coords).detach()
         plan = self.plan(pos, None)

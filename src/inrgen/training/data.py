@@ -1,4 +1,4 @@
-"""The data side of training: a resumable, process-count-independent data stream, and the data module.
+"""The data side of training: a resumable data stream that does not depend on the number of processes.
 
 The training data is one endless stream of items: epoch ``e`` is the permutation
 ``randperm(n, seed=mix_seed(seed, e))`` of the ``n`` training items, and the epochs follow each other.

@@ -36,7 +36,7 @@ import torch
 
 from inrgen import tasks
 from inrgen.checkpoint import load_config, load_model
-from inrgen.configs import get_preset
+from inrgen.configs import apply_overrides, get_preset
 from inrgen.data.masks import half_mask, outpaint_mask, parse_mask
 from inrgen.data.points import PointSet, collate
 from inrgen.metrics.psnr import psnr
@@ -191,6 +191,7 @@ def run_demo(
     max_steps: int | None = None,
     progress: bool = True,
     threads: int | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train and write the demo (see the module docstring); returns the metrics."""
     from inrgen.training.engine import fit
@@ -198,7 +199,7 @@ def run_demo(
 
     t0 = time.time()
     out = Path(out)
-    p = get_preset(preset)
+    p = apply_overrides(get_preset(preset), list(overrides or []))
     done = _finished(out) if (out / MARKER).is_file() else None
     if done is not None and not overwrite:
         print(f"{out} already holds a finished demo (pass --overwrite to train again):")

@@ -1,0 +1,76 @@
+"""`inrgen demo` (the main job, `make demo`) on a 2-step budget: every figure and metrics.json are
+written, a finished demo is never overwritten, an interrupted one is completed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from inrgen.cli import main
+
+FIGURES = ["entropy.png", "half.png", "inpainting.png", "outpainting.png", "reconstructions.png",
+           "samples-28.png", "samples-64.png", "segmentation.png", "superres-x4.png"]  # fmt: skip
+
+
+def test_demo_writes_every_output_once(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--no-progress",
+                "--threads",
+                "1",
+                "data.num_eval=16",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["steps"] == 2 and m["num_eval"] == 16 and m["files"] == [*FIGURES, "metrics.json"]
+    assert f"held-out PSNR {m['psnr_mean']:.2f}" in printed
+    # 8 digits x 28 px drawn 3x larger, 2-px frames: reconstructions has 3 rows, completions 4, x4 is 112 px
+    width = 8 * (84 + 2) + 2
+    assert np.asarray(Image.open(out / "reconstructions.png")).shape == (3 * 86 + 2, width, 3)
+    assert np.asarray(Image.open(out / "inpainting.png")).shape == (4 * 86 + 2, width, 3)
+    assert np.asarray(Image.open(out / "superres-x4.png")).shape == (2 * 114 + 2, 8 * 114 + 2, 3)
+    assert np.asarray(Image.open(out / "samples-64.png")).shape[:2] == (2 * 66 + 2, 8 * 66 + 2)
+    assert (out / "run" / "checkpoint" / "model.safetensors").is_file()
+    # a finished demo is reported again, not overwritten
+    before = (out / "metrics.json").read_bytes()
+    assert main(["demo", "--out", str(out), "--max-steps", "2", "--no-progress"]) == 0
+    assert "already holds a finished demo" in capsys.readouterr().out
+    assert (out / "metrics.json").read_bytes() == before
+    # an interrupted demo (trained, figures missing) is completed without training again
+    (out / "metrics.json").unlink()
+    (out / "half.png").unlink()
+    assert (
+        main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--no-progress",
+                "--threads",
+                "1",
+                "data.num_eval=16",
+            ]
+        )
+        == 0
+    )
+    assert (out / "half.png").is_file() and json.loads((out / "metrics.json").read_text())["steps"] == 2
+    # someone else's folder is never touched
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    assert main(["demo", "--out", str(mine), "--max-steps", "2", "--overwrite"]) != 0
+    assert "not written by inrgen" in capsys.readouterr().err
