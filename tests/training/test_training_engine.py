@@ -104,6 +104,17 @@ def test_item_randomness_depends_on_stream_position_only():
     assert torch.equal(one[0][2], alone.values[0])
 
 
+def test_eval_items_spread_over_a_class_sorted_split():
+    from inrgen.training.data import EvalDataset
+
+    labels = torch.arange(10).repeat_interleave(50)  # 500 items stored in class order
+    ev = EvalDataset(torch.utils.data.TensorDataset(labels), num=20, seed=0)
+    seen = torch.stack([ev[j][0] for j in range(len(ev))])
+    assert torch.equal(torch.bincount(seen, minlength=10), torch.full((10,), 2))  # every class, equally
+    assert ev.indices == sorted(set(ev.indices)) and ev.indices[0] == 0
+    assert EvalDataset(torch.utils.data.TensorDataset(labels), num=900, seed=0).indices == list(range(500))
+
+
 def test_rng_state_round_trip_and_plain_types(tmp_path):
     torch.manual_seed(1)
     np.random.seed(2)

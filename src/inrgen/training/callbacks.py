@@ -204,7 +204,8 @@ class EvalCallback(pl.Callback):
         try:
             with preserve_rng():
                 torch.manual_seed(0)
-                batch = move_batch(collate([ds[i] for i in range(k)]), next(model.parameters()).device)
+                shown = [ds[(j * len(ds)) // k] for j in range(k)]  # spread over the held-out items
+                batch = move_batch(collate(shown), next(model.parameters()).device)
                 pred, target = predict_targets(model, batch, self.chunk_size)
                 shown = torch.where(target.observed.unsqueeze(-1), target.values, float("nan"))
                 truth = display_images(shown, target.grid_shape, target.kind, target.meta)

@@ -105,19 +105,22 @@ class StreamDataset(Dataset):
 
 
 class EvalDataset(Dataset):
-    """The first ``num`` items of a held-out set, each loaded under a seed fixed by its index, so every
-    evaluation sees the same items with the same random subsets."""
+    """``num`` items of a held-out set, evenly spread over it (item ``j`` is ``floor(j n / num)``: a split
+    stored in class order is still sampled across its classes), each loaded under a seed fixed by its
+    position, so every evaluation sees the same items with the same random subsets."""
 
     def __init__(self, dataset: Dataset, num: int, seed: int) -> None:
         self.dataset, self.seed = dataset, seed
-        self.num = min(int(num), len(dataset))  # type: ignore[arg-type]
+        n = len(dataset)  # type: ignore[arg-type]
+        self.num = min(int(num), n)
+        self.indices = [(j * n) // self.num for j in range(self.num)] if self.num else []
 
     def __len__(self) -> int:
         return self.num
 
-    def __getitem__(self, i: int):
-        with seeded(mix_seed(self.seed, _EVAL_SALT, i)):
-            return self.dataset[i]
+    def __getitem__(self, j: int):
+        with seeded(mix_seed(self.seed, _EVAL_SALT, j)):
+            return self.dataset[self.indices[j]]
 
 
 def build_split(data: DataConfig, split: str) -> Dataset:

@@ -40,7 +40,7 @@ from inrgen.configs import apply_overrides, get_preset
 from inrgen.data.masks import half_mask, outpaint_mask, parse_mask
 from inrgen.data.points import PointSet, collate
 from inrgen.metrics.psnr import psnr
-from inrgen.training.data import build_split
+from inrgen.training.data import EvalDataset, build_split
 from inrgen.training.evaluation import reads_values
 from inrgen.training.outputs import MARKER, OutputError, display_images, save_grid, write_bytes, write_json
 
@@ -235,8 +235,8 @@ def run_demo(
     train_seconds = time.time() - t_train
     model.eval()
 
-    k = min(NUM_SHOWN, len(test))
-    items = collate([test[(i * len(test)) // k] for i in range(k)])  # spread over the (sorted) test set
+    shown = EvalDataset(test, NUM_SHOWN, p.train.seed)  # spread over the (class-sorted) test split
+    items = collate([shown[i] for i in range(len(shown))])
     metrics = write_task_figures(model, items, out)
     files = sorted(f.name for f in out.iterdir() if f.suffix == ".png") + ["metrics.json"]
     summary: dict[str, Any] = {
