@@ -109,12 +109,18 @@ def build(
 
 
 def load_images(source: str, split: str, n: int | None = None, **options: Any) -> Tensor:
-    """The first ``n`` items of a grid data source as ``(n, C, H, W)``."""
+    """``n`` items of a grid data source as ``(n, C, H, W)``, evenly spread over the split (item ``j`` is
+    ``floor(j N / n)``: the MNIST splits are stored in class order, so the first ``n`` would miss classes)."""
     from inrgen.data.datasets import build_dataset
 
     ds = build_dataset(source, split=split, **options)
-    n = len(ds) if n is None else min(n, len(ds))
-    return ds.arrays(range(n))
+    return ds.arrays(spread(len(ds), n))
+
+
+def spread(total: int, n: int | None) -> list[int]:
+    """``n`` indices evenly spread over ``range(total)`` (all of them when ``n`` is None or too large)."""
+    n = total if n is None else min(n, total)
+    return [(j * total) // n for j in range(n)]
 
 
 def train_for(

@@ -118,6 +118,11 @@ def test_training_is_cached_and_reloaded(tmp_path, monkeypatch):
     assert not stats3["cached"]
 
 
+def test_spread_covers_a_class_sorted_split_evenly():
+    assert common.spread(500, 10) == list(range(0, 500, 50))
+    assert common.spread(7, None) == common.spread(7, 99) == list(range(7))
+
+
 def test_md_table():
     assert common.md_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
 
@@ -134,3 +139,23 @@ def test_every_benchmark_of_this_suite_runs_tiny(tmp_path):
         assert row["ratio Functa (10) / VaMoH"] == pytest.approx(
             row["Functa (10)"]["median"] / row["VaMoH"]["median"]
         )
+
+
+def test_laginr_benchmark_runs_tiny_with_the_table4_orderings(tmp_path, monkeypatch):
+    from benchmarks import bench_laginr
+
+    monkeypatch.setenv(common.TINY_ENV, "1")
+    r = bench_laginr.run(quick=True, out_dir=tmp_path)
+    assert r["profile"] == "tiny" and r["n_test"] == 8
+    m = r["models"]
+    assert set(bench_laginr.MODELS) | set(bench_laginr.BANDWIDTHS) == set(m)
+    assert set(bench_laginr.PAPER_TABLE4) <= set(m)
+    for k in bench_laginr.BANDWIDTHS:  # the orderings are what the table says they are
+        assert r["ordering"][f"default bands > {k}"] == (m["locality-aware"]["psnr"] > m[k]["psnr"])
+    for row in m.values():
+        assert row["steps"] >= 1 and row["psnr_clamped"] >= row["psnr"] - 1e-6  # clamping never hurts
+        assert 0.0 < row["locality_top10"] <= 1.0
+    render = r["render_1024"][0]
+    assert render["complete"] and render["points_rendered"] == 64 * 64
+    md = (tmp_path / "bench_laginr.md").read_text()
+    assert "Bandwidth orderings (LA-GINR Table 4)" in md and "| bands (8, 16), q 4 (low band first) |" in md

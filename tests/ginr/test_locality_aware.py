@@ -59,6 +59,11 @@ def test_bandwidth_order_and_sizes_are_checked():
         tiny_config(sigmas=(4.0, 8.0), sigma_q=2.0)
     with pytest.raises(ValueError, match="sigma_1 >= ... >= sigma_L >= sigma_q"):
         tiny_config(sigmas=(8.0, 4.0), sigma_q=16.0)
+    # the orderings the paper's Table 4 compares are accepted on request, and kept as given
+    low_first = tiny_laginr(torch.float64, sigmas=(4.0, 8.0), sigma_q=2.0, any_bandwidth_order=True)
+    assert [float(f.sigma) for f in low_first.hyponet.modulate.fourier] == [4.0, 8.0]
+    high_q = tiny_laginr(torch.float64, sigmas=(8.0, 4.0), sigma_q=16.0, any_bandwidth_order=True)
+    assert float(high_q.hyponet.query_fourier.sigma) == 16.0
     with pytest.raises(ValueError, match="token_aggregation"):
         tiny_config(token_aggregation="hard")
     with pytest.raises(ValueError, match="modulation"):
