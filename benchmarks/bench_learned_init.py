@@ -70,6 +70,8 @@ def run(quick: bool = True, out_dir: Path | str = Path("benchmarks/results")) ->
         same = other.get("budget_cpu_s") == budget and other.get("n_test") == len(test)
         results["laginr_rows_comparable"] = same
         for name, r in other.get("models", {}).items():
+            if name.startswith("bands "):  # bench_laginr's Table 4 rows: its own table shows them
+                continue
             keep = ("preset", "params", "steps", "wall_s", "psnr", "psnr_clamped")
             results["models"][name] = {k: r[k] for k in keep if k in r}
     m = results["models"]
