@@ -18,7 +18,9 @@ VaMoH compared Functa on, with a re-implementation whose sizes VaMoH does not st
 evaluate with the same number of steps; never mix them).
 
 CPU presets (``cpu_sized``): ``functa-mnist-small`` (real MNIST digits) and ``functa-shapes-small``
-(synthetic Shapes3D-like scenes at 32x32): depth 5, width 64, latent 32, Adam 1e-3.
+(synthetic Shapes3D-like scenes at 32x32): depth 5, width 64, latent 32, Adam 1e-3. With
+``model.inner_steps=10`` also set ``train.lr=3e-4``: 10 unrolled second-order steps at 1e-3 diverge on
+MNIST (outer gradient norm from 5 to 2e8 within 85 steps, measured), 3e-4 trains smoothly.
 """
 
 from __future__ import annotations
