@@ -14,24 +14,14 @@ FIGURES = ["entropy.png", "half.png", "inpainting.png", "outpainting.png", "reco
            "samples-28.png", "samples-64.png", "segmentation.png", "superres-x4.png"]  # fmt: skip
 
 
+def demo_args(out) -> list[str]:  # a 2-step demo writing into `out`
+    return ["demo", "--out", str(out), "--max-steps", "2", "--no-progress", "--threads", "1",
+            "data.num_eval=16"]  # fmt: skip
+
+
 def test_demo_writes_every_output_once(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert (
-        main(
-            [
-                "demo",
-                "--out",
-                str(out),
-                "--max-steps",
-                "2",
-                "--no-progress",
-                "--threads",
-                "1",
-                "data.num_eval=16",
-            ]
-        )
-        == 0
-    )
+    assert main(demo_args(out)) == 0
     printed = capsys.readouterr().out
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 2 and m["num_eval"] == 16 and m["files"] == [*FIGURES, "metrics.json"]
@@ -51,22 +41,7 @@ def test_demo_writes_every_output_once(tmp_path, capsys):
     # an interrupted demo (trained, figures missing) is completed without training again
     (out / "metrics.json").unlink()
     (out / "half.png").unlink()
-    assert (
-        main(
-            [
-                "demo",
-                "--out",
-                str(out),
-                "--max-steps",
-                "2",
-                "--no-progress",
-                "--threads",
-                "1",
-                "data.num_eval=16",
-            ]
-        )
-        == 0
-    )
+    assert main(demo_args(out)) == 0
     assert (out / "half.png").is_file() and json.loads((out / "metrics.json").read_text())["steps"] == 2
     # someone else's folder is never touched
     mine = tmp_path / "mine"
