@@ -46,12 +46,11 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import profile, spread
+from benchmarks.common import build, heldout_psnr, profile, spread, train_for
 from inrgen.analysis import locality_summary
 from inrgen.configs import get_preset
 from inrgen.data.datasets import build_dataset
 from inrgen.data.points import PointSet
-from inrgen.metrics.psnr import psnr
 from inrgen.models import build_model
 from inrgen.tasks import decode_chunked
 
@@ -78,50 +77,6 @@ PAPER_TABLE4 = {  # ImageNette 178x178, 400 epochs (dB)
     "bands (16, 8), q 16 (high-band query)": 35.58,
     "IPC": 34.11,
 }
-
-
-def _build(preset_name: str, overrides: dict[str, Any], seed: int):
-    preset = get_preset(preset_name)
-    cfg = dataclasses.replace(preset.model_config, **overrides) if overrides else preset.model_config
-    torch.manual_seed(seed)
-    return build_model(preset.model, cfg), preset
-
-
-def _train(model, preset, images: torch.Tensor, budget_s: float, seed: int) -> dict[str, float]:
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=preset.train.lr, betas=preset.train.betas)
-    model.train()
-    steps, losses = 0, []
-    c0, w0 = time.process_time(), time.perf_counter()
-    while time.process_time() - c0 < budget_s:
-        idx = torch.randint(0, len(images), (preset.data.batch_size,), generator=g)
-        out = model.loss(PointSet.from_image(images[idx]), steps)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        losses.append(out["loss"].item())
-        steps += 1
-    model.eval()
-    tail = losses[-20:] if losses else [float("nan")]
-    return {
-        "steps": steps,
-        "cpu_s": time.process_time() - c0,
-        "wall_s": time.perf_counter() - w0,
-        "first_loss": losses[0] if losses else float("nan"),
-        "final_loss": sum(tail) / len(tail),
-    }
-
-
-@torch.no_grad()
-def _heldout(model, images: torch.Tensor, batch: int = 64) -> dict[str, float]:
-    raw, clamped = [], []
-    for s in range(0, len(images), batch):
-        ps = PointSet.from_image(images[s : s + batch])
-        pred = decode_chunked(model, model.encode(ps), ps.coords, chunk_size=65536).mean
-        raw.append(psnr(pred, ps.values))
-        clamped.append(psnr(pred, ps.values, clamp=True))
-    return {"psnr": torch.cat(raw).mean().item(), "psnr_clamped": torch.cat(clamped).mean().item()}
 
 
 @torch.no_grad()
@@ -222,14 +177,14 @@ def run(quick: bool, out_dir: Path, budget_s: float | None = None, threads: int 
     }
     rows = {**MODELS, **{k: ("laginr-mnist-small", v) for k, v in BANDWIDTHS.items()}}
     for name, (preset_name, overrides) in rows.items():
-        model, preset = _build(preset_name, overrides, seed)
+        model, preset = build(preset_name, overrides, seed)
         row: dict[str, Any] = {
             "preset": preset_name,
             "overrides": overrides,
             "params": model.num_parameters(),
         }
-        row.update(_train(model, preset, train_x, budget, seed))
-        row.update(_heldout(model, test_x))
+        row.update(train_for(model, preset, train_x, budget, seed))
+        row.update(heldout_psnr(model, test_x))
         loc = locality_summary(model, PointSet.from_image(test_x[:8]), top_fraction=0.1)
         row["locality_top10"] = loc["locality"]
         with torch.no_grad():

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import bench_laginr as B
-from benchmarks.common import spread
+from benchmarks.common import build, heldout_psnr, spread, train_for
 from inrgen.data.datasets import build_dataset
 
 
@@ -28,9 +28,9 @@ def run_one(name: str, seed: int, budget_s: float, n_test: int = 500) -> dict:
     ]
     train = build_dataset("mnist", split="train")
     test = build_dataset("mnist", split="test")
-    model, preset = B._build(preset_name, overrides, seed)
-    row = B._train(model, preset, train.arrays(range(len(train))), budget_s, seed)
-    row.update(B._heldout(model, test.arrays(spread(len(test), n_test))))
+    model, preset = build(preset_name, overrides, seed)
+    row = train_for(model, preset, train.arrays(range(len(train))), budget_s, seed)
+    row.update(heldout_psnr(model, test.arrays(spread(len(test), n_test))))
     return {"name": name, "seed": seed, "budget_cpu_s": budget_s, **row}
 
 
