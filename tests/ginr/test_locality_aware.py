@@ -267,6 +267,44 @@ def test_single_ablations_swap_exactly_one_component():
     assert no_mfm.hyponet.query_fourier.sigma == 8.0 and full.hyponet.query_fourier.sigma == 2.0
 
 
+@pytest.mark.parametrize("relu", [True, False])
+def test_without_multifm_the_stack_reads_the_rectified_attention_output(relu):
+    """w/o multiFM = IPC's stack with the attention as its modulated layer: ReLU(m_v) enters the normalised
+    layers (the default), so the decoder has IPC's nonlinearity count; ``mlp_input_relu=False`` is the old
+    back-to-back linear maps."""
+    model = tiny_laginr(torch.float64, modulation="mlp", mlp_input_relu=relu)
+    dec = model.hyponet
+    g = torch.Generator().manual_seed(4)
+    Z = torch.randn(2, 8, 16, generator=g, dtype=torch.float64)
+    v = torch.rand(2, 25, 2, generator=g, dtype=torch.float64) * 2 - 1
+    q = torch.relu(dec.query(dec.query_fourier(v)))
+    m = dec.aggregate(q, Z)
+    assert (m < 0).any()  # the rectification has something to do
+    h = torch.relu(m) if relu else m
+    layers = dec.modulate.layers
+    for i, layer in enumerate(layers):
+        h = torch.nn.functional.linear(h, torch.nn.functional.normalize(layer.weight, dim=1), layer.bias)
+        h = torch.relu(h) if i < len(layers) - 1 else h
+    torch.testing.assert_close(model.decode(Z, v).mean, h + 0.5, rtol=0, atol=1e-12)
+
+
+def test_table3_presets_are_single_head_at_400_epochs():
+    from inrgen.configs import get_preset
+
+    for base, full in (("imagenette178", "laginr-imagenette178"), ("ffhq256", "laginr-ffhq256")):
+        ref = get_preset(full)
+        rows = {a: get_preset(f"laginr-{base}-{s}") for a, s in
+                (("ours", "table3"), ("wo-sta", "wo-sta"), ("wo-multifm", "wo-multifm"))}  # fmt: skip
+        assert {a: p.model_config.heads for a, p in rows.items()} == dict.fromkeys(rows, 1)
+        assert rows["wo-sta"].model_config.token_aggregation == "ipc"
+        assert rows["wo-multifm"].model_config.modulation == "mlp"
+        assert rows["wo-multifm"].model_config.mlp_input_relu
+        epochs = 4000 if base == "imagenette178" else 400
+        assert rows["ours"].train.max_steps * epochs == ref.train.max_steps * 400
+    lamps = get_preset("laginr-nvs-lamps-wo-multifm")
+    assert lamps.model_config.heads == 1 and lamps.data.options["n_support"] == 3
+
+
 def test_ipc_components_are_weight_normalised():
     """Scaling a fan-in vector of an IPC-style layer changes nothing; in the paper's layers it does."""
     g = torch.Generator().manual_seed(3)

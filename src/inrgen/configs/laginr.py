@@ -33,13 +33,21 @@ train in minutes on 2 cores and are what the tests and ``benchmarks/bench_laginr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-from inrgen.configs.base import DataConfig, Preset, TrainConfig, register_preset
+from inrgen.configs.base import DataConfig, Preset, TrainConfig, get_preset, register_preset
 from inrgen.models.locality_aware import LocalityAwareConfig
 from inrgen.nn.transformer import EncoderConfig
 
-__all__ = ["laginr_image_config", "laginr_nvs_config", "small_mnist_encoder"]
+__all__ = [
+    "ABLATIONS",
+    "TABLE3_PSNR",
+    "laginr_image_config",
+    "laginr_nvs_config",
+    "small_mnist_encoder",
+    "table3_preset",
+]
 
 # Training-set sizes used to turn the paper's epochs into steps.
 _TRAIN_SIZES = {
@@ -67,8 +75,11 @@ def laginr_image_config(
     heads: int,
     subsample_ratio: float = 1.0,
     coord_jitter: bool = False,
+    **options,
 ) -> LocalityAwareConfig:
-    """The paper's image model (App. A) at ``size`` x ``size``: R = 256, d = d_F = 256, L = len(sigmas)."""
+    """The paper's image model (App. A) at ``size`` x ``size``: R = 256, d = d_F = 256, L = len(sigmas).
+
+    ``options``: further :class:`LocalityAwareConfig` fields (an ablation's strategies)."""
     enc = EncoderConfig(in_channels=3, image_size=(size, size), patch_size=patch, padding=padding)
     return LocalityAwareConfig(
         coord_dim=2,
@@ -81,6 +92,7 @@ def laginr_image_config(
         heads=heads,
         subsample_ratio=subsample_ratio,
         coord_jitter=coord_jitter,
+        **options,
     )
 
 
@@ -203,6 +215,51 @@ def laginr_nvs_chairs() -> Preset:
 @register_preset
 def laginr_nvs_lamps() -> Preset:
     return _nvs_preset("lamps", 500, "LA-GINR Fig. 4a / Table 3, ShapeNet lamps (3 views: 26.00 dB)")
+
+
+# ------------------------------------------------------------------------------ Table 3 ablations
+
+# LA-GINR Table 3: the strategies that replace one component ("w/o STA": IPC's weight modulation instead of
+# selective token aggregation; "w/o multiFM": a plain MLP stack instead of multi-band modulation)
+ABLATIONS: dict[str, dict[str, str]] = {
+    "ours": {},
+    "wo-sta": {"token_aggregation": "ipc"},
+    "wo-multifm": {"modulation": "mlp"},
+}
+# Table 3 (dB): every row at 400 epochs with single-head cross-attention
+TABLE3_PSNR = {
+    "imagenette178": {"ours": 37.46, "wo-sta": 34.54, "wo-multifm": 33.90},
+    "ffhq256": {"ours": 38.01, "wo-sta": 34.52, "wo-multifm": 33.65},
+    "nvs-lamps": {"ours": 26.00, "wo-sta": 25.31, "wo-multifm": 25.78},
+}
+TABLE3_EPOCHS = 400
+TABLE3_HEADS = 1
+
+
+def table3_preset(base: str, ablation: str) -> Preset:
+    """``laginr-{base}`` as a Table 3 row: ``ablation`` (a key of ``ABLATIONS``), 1 head, 400 epochs."""
+    preset = get_preset(f"laginr-{base}")
+    cfg = dataclasses.replace(preset.model_config, heads=TABLE3_HEADS, **ABLATIONS[ablation])
+    steps_per_epoch = _NVS_STEPS["lamps"] // 500 if base == "nvs-lamps" else _steps(1, base[:-3])
+    suffix = "table3" if ablation == "ours" else ablation
+    label = {"ours": "ours", "wo-sta": "w/o STA", "wo-multifm": "w/o multiFM"}[ablation]
+    return dataclasses.replace(
+        preset,
+        name=f"laginr-{base}-{suffix}",
+        model_config=cfg,
+        train=dataclasses.replace(preset.train, max_steps=TABLE3_EPOCHS * steps_per_epoch),
+        paper=f"LA-GINR Table 3, {base}, {label} ({TABLE3_PSNR[base][ablation]:.2f} dB)",
+        description=f"locality-aware INR {label}, {base}, single head, {TABLE3_EPOCHS} epochs (Table 3)",
+    )
+
+
+def _register_table3() -> None:
+    for base in TABLE3_PSNR:
+        for ablation in ABLATIONS:
+            register_preset(lambda base=base, ablation=ablation: table3_preset(base, ablation))
+
+
+_register_table3()
 
 
 # --------------------------------------------------------------------------------------------- CPU

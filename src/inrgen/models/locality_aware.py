@@ -24,7 +24,10 @@ Ablations are strategies (paper Table 3), not flags:
   IPC's instance-specific layer ``m_v = ReLU(normalize_cols(U V)^T q_v + b)`` with ``U = [z_1 .. z_R]`` and a
   shared ``V`` (:class:`~inrgen.models.ipc.LowRankModulatedLinear`).
 * ``modulation="multiband"`` (Eq. 6-9) or ``"mlp"`` ("w/o multiFM"): the multi-band modulation is replaced
-  by a plain stack of ``num_mlp_layers`` linear layers with ReLU (IPC's layers after its modulated layer).
+  by a plain stack of ``num_mlp_layers`` linear layers with ReLU (IPC's layers after its modulated layer),
+  fed ``ReLU(m_v)`` (``mlp_input_relu``): the attention's output projection then plays IPC's modulated
+  layer, with IPC's ReLU after it, so the stack has IPC's depth of nonlinearities. Table 3 runs every
+  ablation with one head (``heads=1``; the ``-table3`` presets in :mod:`inrgen.configs.laginr`).
 * both replaced: the decoder *is* :class:`~inrgen.models.ipc.IPCHyponet` and the model's parameters have
   exactly the names and shapes of :class:`~inrgen.models.ipc.IPC` (an IPC state dict loads into it).
 
@@ -113,6 +116,9 @@ class LocalityAwareConfig:
     token_aggregation: TokenAggregation = "cross_attention"  # "cross_attention" (Eq. 5) | "ipc" (w/o STA)
     modulation: Modulation = "multiband"  # "multiband" (Eq. 6-9) | "mlp" (w/o multiFM)
     num_mlp_layers: int = 3  # linear layers after the aggregation with modulation="mlp" (IPC: 3)
+    # modulation="mlp" after cross-attention: ReLU(m_v) enters the stack, as every IPC layer output is
+    # rectified (False: the attention's output map feeds the first layer directly, two linear maps in a row)
+    mlp_input_relu: bool = True
     output_bias: float = 0.5  # constant added to the output (IPC; no sigmoid)
     subsample_ratio: float = 1.0  # fraction of target points decoded per item in training
     coord_jitter: bool = False  # +-half-pixel uniform jitter of training coordinates (grids)
@@ -277,6 +283,8 @@ class LocalityAwareDecoder(nn.Module):
         q = self.queries(coords)
         if isinstance(self.aggregate, MultiHeadCrossAttention):
             m = self.aggregate(q, tokens, token_mask)  # Eq. 5
+            if cfg.modulation == "mlp" and cfg.mlp_input_relu:
+                m = F.relu(m)  # w/o multiFM: IPC's ReLU after its (here: attention) modulated layer
         else:
             # IPC's W = normalize(U V) = normalize(sum_k z_k v_k^T): removing token k == zeroing it
             if token_mask is not None:
