@@ -30,7 +30,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from inrgen.data.datasets import idx, images, mnist, polymnist, shapes3d, sphere, views, voxels
+from inrgen.data.datasets import idx, images, mnist, photos, polymnist, shapes3d, sphere, views, voxels
 from inrgen.data.datasets._common import DataSourceError, cache_root, ensure_generated, split_indices
 
 __all__ = [
@@ -250,6 +250,22 @@ _register(
         check=_polymnist_check,
         grid_shape=(28, 28),
         labels=True,
+    )
+)
+_register(
+    SourceInfo(
+        name="photos",
+        modality="image",
+        description="detailed random crops (64x64 default) of scikit-image's photographs, disjoint "
+        "train/test photos",
+        default_root=str(photos.skimage_data_dir()) if photos.skimage_data_dir() else None,
+        channels=3,
+        coord_dim=2,
+        synthetic=None,
+        expects="scikit-image's data folder: " + ", ".join(photos.PHOTO_FILES.values()),
+        loader=photos.PhotoCropsDataset,
+        check=photos.check_files,
+        grid_shape=(64, 64),
     )
 )
 _register(
