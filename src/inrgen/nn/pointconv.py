@@ -56,6 +56,7 @@ __all__ = [
     "PointConv",
     "PointConvEncoder",
     "Neighbourhood",
+    "ChannelLastBatchNorm",
 ]
 
 # the largest (queries x points) distance block computed at once by `knn` (elements per item)
@@ -193,6 +194,15 @@ class Neighbourhood:
     nbr_ok: Tensor
 
 
+class ChannelLastBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the last dimension of ``(..., c)`` features: statistics over every leading position
+    (GASP's ``BatchNorm2d`` on ``(b, c, k, s)`` weight-net maps and ``BatchNorm1d`` on ``(b, c, s)``
+    point features, without the transposes)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 def _activation(name: str, negative_slope: float) -> nn.Module:
     if name == "leaky_relu":
         return nn.LeakyReLU(negative_slope)
@@ -210,6 +220,8 @@ class PointConv(nn.Module):
         weightnet_hidden: widths of the weight net; the last one is ``mid``.
         weightnet_activation: ``"leaky_relu"`` (GASP, after every weight-net layer) or ``"identity"``
             (the released VaMoH code: a linear weight net).
+        batchnorm: BatchNorm after every weight-net layer, before its activation (GASP's discriminator:
+            ``add_weightnet_batchnorm`` in its released configs).
     """
 
     def __init__(
@@ -220,6 +232,7 @@ class PointConv(nn.Module):
         weightnet_hidden: Sequence[int] = (16, 16),
         weightnet_activation: str = "leaky_relu",
         negative_slope: float = 0.2,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         if len(weightnet_hidden) == 0:
@@ -227,7 +240,10 @@ class PointConv(nn.Module):
         layers: list[nn.Module] = []
         prev = offset_dim
         for w in weightnet_hidden:
-            layers += [nn.Linear(prev, w), _activation(weightnet_activation, negative_slope)]
+            layers.append(nn.Linear(prev, w))
+            if batchnorm:
+                layers.append(ChannelLastBatchNorm(w))
+            layers.append(_activation(weightnet_activation, negative_slope))
             prev = w
         self.weightnet = nn.Sequential(*layers)
         self.mid = prev

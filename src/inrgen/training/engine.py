@@ -41,7 +41,7 @@ from inrgen.training.callbacks import (
     StopAtStep,
 )
 from inrgen.training.datamodule import INRDataModule
-from inrgen.training.module import INRLightningModule, lr_factor
+from inrgen.training.module import lr_factor, procedure_for
 from inrgen.training.outputs import check_run_dir, prepare_run_dir
 
 __all__ = [
@@ -233,7 +233,7 @@ def fit(
         model = build_model(preset.model, preset.model_config)
     check_data_fits(model, datamodule.train_set[0], preset)
 
-    module = INRLightningModule(model, preset.train, start_step=start, training_state=state)
+    module = procedure_for(model)(model, preset.train, start_step=start, training_state=state)
     if data_info is None and hasattr(datamodule.train_set, "normalization_state"):
         data_info = datamodule.train_set.normalization_state()  # e.g. the statistics of sphere fields
     callbacks: list[pl.Callback] = []

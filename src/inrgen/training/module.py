@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
@@ -34,7 +35,7 @@ from inrgen.data.points import PointSet, PointSetPair
 from inrgen.models.base import INRModel
 from inrgen.training.evaluation import move_batch
 
-__all__ = ["INRLightningModule", "lr_factor", "SCHEDULES"]
+__all__ = ["INRLightningModule", "lr_factor", "SCHEDULES", "procedure_for"]
 
 SCHEDULES = ("constant", "cosine")
 
@@ -103,6 +104,13 @@ class INRLightningModule(pl.LightningModule):
         if "loss" not in terms:
             raise KeyError(f"{type(self.model).__name__}.loss must return a dict with a 'loss' entry")
         loss = terms["loss"]
+        self.report(terms, step, batch.batch_size)
+        return loss
+
+    def report(self, terms: dict[str, Any], step: int, batch_size: int) -> None:
+        """Check ``terms["loss"]`` is finite, show every term in the progress bar and log them every
+        ``train.log_every`` steps (also used by the procedures that subclass this module)."""
+        loss = terms["loss"]
         if not torch.isfinite(loss.detach()).all():
             raise FloatingPointError(
                 f"the loss is {float(loss.detach())} at step {step}: training diverged (lower train.lr, "
@@ -113,15 +121,13 @@ class INRLightningModule(pl.LightningModule):
             for k, v in terms.items()
         }
         self.last_terms = shown
-        bs = batch.batch_size
         for k, v in shown.items():
-            self.log(k, v, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=bs)
+            self.log(k, v, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=batch_size)
         if (step + 1) % max(1, self.train_cfg.log_every) == 0 and self.trainer.is_global_zero:
             metrics = {f"train/{k}": v for k, v in shown.items()}
             metrics["train/lr"] = self.current_lr(step)
             for lg in self.loggers:
                 lg.log_metrics(metrics, step=step + 1)
-        return loss
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -140,3 +146,17 @@ class INRLightningModule(pl.LightningModule):
 
     def optimizer_state(self) -> dict[str, Any]:
         return self.trainer.optimizers[0].state_dict()
+
+
+def procedure_for(model: INRModel) -> type[INRLightningModule]:
+    """The LightningModule class that trains ``model``: this module, or the procedure its class names in
+    ``training_procedure = "package.module:Class"`` (GASP's alternating adversarial updates,
+    ``inrgen.training.adversarial``). A procedure subclasses :class:`INRLightningModule`."""
+    path = getattr(model, "training_procedure", None)
+    if not path:
+        return INRLightningModule
+    mod, _, name = str(path).partition(":")
+    cls = getattr(importlib.import_module(mod), name)
+    if not (isinstance(cls, type) and issubclass(cls, INRLightningModule)):
+        raise TypeError(f"{type(model).__name__}.training_procedure {path!r} is not an INRLightningModule")
+    return cls
