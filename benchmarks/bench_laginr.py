@@ -20,13 +20,22 @@
    ``--quick`` renders only the first two 16,384-point chunks: the peak of a chunked render is one chunk's
    working set plus the output, so it is already reached; the full run renders all 1,048,576 points.
 
+5. Train steps per CPU second (one thread, batch 16, the preset's subsampling) of ``laginr-mnist-small``
+   (28x28, R = 16) and of the same model on 64x64 RGB (8-px patches, 64 tokens, R = 64, 1,024 of 4,096
+   points decoded per item; also with one head, Table 3's setting), with the cross-attention as before
+   (``F.scaled_dot_product_attention`` on projected queries) and as now (``W_Q`` and ``W_O`` absorbed
+   into the tokens when ``h R <= d + R``,
+   :meth:`inrgen.nn.attention.MultiHeadCrossAttention.folds_projections`), and IPC at the same sizes.
+   Rounds alternate the variants; the best round counts (the machine is shared). ``--speed`` runs this
+   section alone (``bench_laginr_speed.json`` / ``.md``).
+
 Budgets are process CPU seconds (``time.process_time``) with one torch thread, not wall-clock seconds:
 the machine is shared, and CPU time keeps the comparison fair when other jobs run. Steps and wall time
 are reported too.
 
 Usage::
 
-    python benchmarks/bench_laginr.py [--quick] [--out benchmarks/results] [--budget SECONDS]
+    python benchmarks/bench_laginr.py [--quick] [--out benchmarks/results] [--budget SECONDS] [--speed]
 
 ``run(quick, out_dir)`` does the same from Python and returns the results dict; it writes
 ``bench_laginr.json`` and ``bench_laginr.md`` into ``out_dir``.
@@ -35,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
@@ -52,6 +62,8 @@ from inrgen.configs import get_preset
 from inrgen.data.datasets import build_dataset
 from inrgen.data.points import PointSet
 from inrgen.models import build_model
+from inrgen.nn.attention import MultiHeadCrossAttention
+from inrgen.nn.transformer import EncoderConfig
 from inrgen.tasks import decode_chunked
 
 __all__ = ["run"]
@@ -101,6 +113,120 @@ def _paper_decoder(preset_name: str):
     r = cfg.encoder.num_latents
     d = cfg.dim if hasattr(cfg, "dim") else model.hyponet.token_dim
     return model, torch.randn(1, r, d)
+
+
+@contextlib.contextmanager
+def _attention_before():
+    """The cross-attention as it was before the projections were folded: always the SDPA path."""
+    orig = MultiHeadCrossAttention.folds_projections
+    MultiHeadCrossAttention.folds_projections = lambda self, num_tokens: False  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        MultiHeadCrossAttention.folds_projections = orig  # type: ignore[method-assign]
+
+
+def _speed_configs() -> dict[str, tuple[dict[str, Any], tuple[int, ...]]]:
+    """Model overrides (applied to both CPU presets) and image shape of each speed setting."""
+    enc64 = EncoderConfig(
+        in_channels=3, image_size=(64, 64), patch_size=8, padding=0, width=64, depth=2, heads=4, mlp_dim=128,
+        dropout=0.0, num_latents=64,
+    )  # fmt: skip
+    return {
+        "28x28 gray (mnist-small, R=16)": ({}, (1, 28, 28)),
+        "64x64 RGB (R=64)": ({"encoder": enc64, "out_channels": 3}, (3, 64, 64)),
+        "64x64 RGB (R=64), 1 head (Table 3)": (
+            {"encoder": enc64, "out_channels": 3, "heads": 1},
+            (3, 64, 64),
+        ),
+    }
+
+
+def _steps_per_cpu_s(model, preset, images: torch.Tensor, steps: int) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=preset.train.lr)
+    batch = PointSet.from_image(images)
+    model.train()
+    for i in range(2 + steps):  # two untimed warm-up steps
+        if i == 2:
+            t0 = time.process_time()
+        loss = model.loss(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps / (time.process_time() - t0)
+
+
+def _attention_ms(model, shape: tuple[int, ...], rounds: int) -> dict[str, float]:
+    """CPU ms of the cross-attention alone (forward + backward, batch 16 at the trained point count)."""
+    attn = model.hyponet.aggregate
+    n = int(shape[1] * shape[2] * model.config.subsample_ratio)
+    q = torch.randn(16, n, attn.dim, requires_grad=True)
+    z = torch.randn(16, model.config.encoder.num_latents, attn.kv_dim, requires_grad=True)
+    out = {}
+    for label, ctx in (("before", _attention_before), ("now", contextlib.nullcontext)):
+        with ctx():
+            attn(q, z).sum().backward()  # warm-up
+            times = []
+            for _ in range(3 * rounds):
+                t0 = time.process_time()
+                attn(q, z).square().sum().backward()
+                times.append(time.process_time() - t0)
+        out[f"attention ms {label}"] = 1e3 * min(times)
+    return out
+
+
+def train_step_speed(rounds: int = 3, steps: int = 20) -> dict[str, Any]:
+    """Train steps per CPU second, attention before / after, and IPC (see item 5 of the module docstring)."""
+    out: dict[str, Any] = {}
+    gen = torch.Generator().manual_seed(0)
+    for setting, (overrides, shape) in _speed_configs().items():
+        images = torch.rand(16, *shape, generator=gen)
+        models = {}
+        for label, preset_name in (("locality-aware", "laginr-mnist-small"), ("IPC", "ipc-mnist-small")):
+            ov = {k: v for k, v in overrides.items() if k != "heads" or label != "IPC"}
+            models[label] = build(preset_name, ov, 0)
+        n = steps if shape[-1] <= 28 else max(steps // 2, 2)
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            for variant in ("locality-aware, attention before", "locality-aware, attention now", "IPC"):
+                model, preset = models["IPC" if variant == "IPC" else "locality-aware"]
+                ctx = _attention_before() if variant.endswith("before") else contextlib.nullcontext()
+                with ctx:
+                    rate = _steps_per_cpu_s(model, preset, images, n)
+                best[variant] = max(best.get(variant, 0.0), rate)
+        best.update(_attention_ms(models["locality-aware"][0], shape, rounds))
+        best["speed-up of the attention change"] = (
+            best["locality-aware, attention now"] / best["locality-aware, attention before"]
+        )
+        best["locality-aware / IPC (now)"] = best["locality-aware, attention now"] / best["IPC"]
+        best["locality-aware / IPC (before)"] = best["locality-aware, attention before"] / best["IPC"]
+        out[setting] = best
+    return out
+
+
+def _speed_markdown(speed: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Train steps per CPU second (one thread, batch 16; best of alternating rounds)",
+        "",
+        "Before: the cross-attention on projected queries with `F.scaled_dot_product_attention`; now: `W_Q` "
+        "and `W_O` absorbed into the tokens where `h R <= d + R` (equal to float64 rounding, "
+        "`tests/ginr/test_attention.py`). At `h R = d + R` (2 heads, R = d = 64) both cost the same "
+        "multiply-adds; the rest of the gap to IPC is the multi-band decoder's extra layers (Eq. 6-9: five "
+        "d x d layers where IPC's hyponet has four in all, plus the attention).",
+        "",
+        "| setting | locality-aware, attention before | now | speed-up | IPC | LA / IPC before | "
+        "LA / IPC now | attention alone, ms before | ms now |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setting, r in speed.items():
+        lines.append(
+            f"| {setting} | {r['locality-aware, attention before']:.1f} | "
+            f"{r['locality-aware, attention now']:.1f} | {r['speed-up of the attention change']:.2f}x | "
+            f"{r['IPC']:.1f} | {r['locality-aware / IPC (before)']:.2f} | "
+            f"{r['locality-aware / IPC (now)']:.2f} | {r['attention ms before']:.1f} | "
+            f"{r['attention ms now']:.1f} |"
+        )
+    return lines
 
 
 def _rss_mb() -> float:
@@ -211,6 +337,7 @@ def run(quick: bool, out_dir: Path, budget_s: float | None = None, threads: int 
         model, latent = _paper_decoder(preset_name)
         paper[preset_name] = _throughput(model, latent, 2, n_decode // 2, 16384, 1 if tiny else 2)
     results["paper_decoder_points_per_s"] = paper
+    results["train_steps_per_cpu_s"] = train_step_speed(1 if tiny else 3, 2 if tiny else 20)
     if tiny:  # a 64x64 render in chunks of 1,024 points: the same code path in seconds
         results["render_1024"] = [_render_memory("laginr-ffhq1024", prof.render_size, 1024, None)]
     elif quick:  # the first 2 of 64 chunks (about 15 s on one busy core); the full run renders everything
@@ -276,6 +403,7 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| {row['chunk']} | {row['points_rendered']:,} | {row['render_peak_above_baseline_mb']:.0f} | "
             f"{row['output_mb']:.1f} | {row['render_s']:.1f} | {row['points_per_s']:,.0f} |"
         )
+    lines += ["", *_speed_markdown(r["train_steps_per_cpu_s"])]
     return "\n".join(lines) + "\n"
 
 
@@ -289,7 +417,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--budget", type=float, default=None, help="CPU seconds of training per model")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--speed", action="store_true", help="only the train steps/s section (item 5)")
     args = ap.parse_args()
+    if args.speed:
+        torch.set_num_threads(args.threads)
+        speed = {"threads": args.threads, "torch": torch.__version__, "settings": train_step_speed()}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_laginr_speed.json").write_text(json.dumps(speed, indent=2))
+        md = "\n".join(_speed_markdown(speed["settings"])) + "\n"
+        (args.out / "bench_laginr_speed.md").write_text(md)
+        print(md)
+        return
     r = run(args.quick, args.out, args.budget, args.threads)
     print(_markdown(r))
 
