@@ -46,6 +46,7 @@ __all__ = [
     "colorize",
     "entropy_map",
     "segmentation_map",
+    "uncertainty_map",
     "render_voxels",
     "render_latlon",
     "render_globe",
@@ -179,6 +180,24 @@ def segmentation_map(weights, grid_shape: Sequence[int] | None = None) -> Tensor
     lab = w.long() if w.dim() == 3 else w.argmax(1)
     palette = torch.tensor(matplotlib.colormaps["tab10"](np.arange(10))[:, :3], dtype=torch.float32)
     return palette[lab % len(palette)].permute(0, 3, 1, 2)
+
+
+def uncertainty_map(
+    variance, grid_shape: Sequence[int], cmap: str = "magma", vmax: float | None = 0.5
+) -> Tensor:
+    """Predictive standard deviation per point, averaged over channels, coloured: ``(B, 3, H, W)``.
+
+    ``variance (B, N, C)`` is a prediction's variance (VaMoH: the law of total variance over the mixture).
+    The colour range is ``[0, vmax]``; 0.5, the largest standard deviation of a variable in [0, 1], keeps
+    maps of different items comparable (``vmax=None``: each batch's own maximum)."""
+    v = _as_tensor(variance)
+    if v.dim() != 3 or math.prod(grid_shape) != v.shape[1] or len(grid_shape) != 2:
+        raise ValueError(
+            f"uncertainty_map needs variances (B, N, C) on a 2-D grid of N cells, got {tuple(v.shape)} "
+            f"and grid {tuple(grid_shape)}"
+        )
+    sd = v.clamp_min(0).sqrt().mean(-1).reshape(v.shape[0], *grid_shape)
+    return colorize(sd, cmap, 0.0, vmax)
 
 
 def render_voxels(

@@ -158,3 +158,30 @@ def test_random_keep_and_subsample():
 def test_parse_mask_errors_are_clear(spec, msg):
     with pytest.raises(ValueError, match=msg):
         M.parse_mask(spec, (10, 10))
+
+
+def _is_rectangle(m):
+    r, c = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+    return len(r) > 0 and bool(m[r.min() : r.max() + 1, c.min() : c.max() + 1].all()) and int(m.sum()) == (
+        len(r) * len(c)
+    )
+
+
+def test_region_dropout_mask_kinds_and_floor():
+    g = torch.Generator().manual_seed(0)
+    halves = [M.half_mask((12, 16), side).view(12, 16) for side in ("left", "right", "top", "bottom")]
+    kinds = set()
+    for _ in range(60):
+        keep = M.region_dropout_mask((12, 16), min_points=40, generator=g).view(12, 16)
+        assert int(keep.sum()) >= 40 and not bool(keep.all())
+        if any(torch.equal(keep, h) for h in halves):
+            kinds.add("half")
+        elif _is_rectangle(~keep):
+            kinds.add("box hidden")
+        else:
+            assert _is_rectangle(keep), "a region mask is a half, a hidden box or a kept box"
+            kinds.add("box kept")
+    assert kinds == {"half", "box hidden", "box kept"}
+    a = M.region_dropout_mask((9, 9), generator=torch.Generator().manual_seed(3))
+    b = M.region_dropout_mask((9, 9), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)

@@ -231,7 +231,8 @@ def test_point_dropout_hides_points_from_the_encoder(target):
         out = model.loss(ps, step)
         ctx = seen[-1]
         kept = int(ctx.num_observed()[0])
-        assert ctx.shares_coords() and model.encoder.min_points <= kept <= 36  # one mask for the batch
+        # one mask for the batch; at least the first layer's 8 centroids kept (Sec. 3.3)
+        assert ctx.shares_coords() and model.dropout_floor == 8 and 8 <= kept <= 36
         assert float(out["keep_rate"]) == pytest.approx(kept / 36)
         rates.append(kept / 36)
         # Algorithm 1: the ELBO covers every point of the batch; released code: the kept points only
@@ -351,3 +352,32 @@ def test_bad_inputs_raise_clear_errors():
         VaMoH(VaMoHConfig(point_dropout=1.0))
     with pytest.raises(ValueError, match="unknown likelihood"):
         VaMoH(VaMoHConfig(likelihood="poisson"))
+
+
+def test_region_dropout_hides_contiguous_regions_shared_by_the_batch():
+    model = tiny_model(point_dropout=0.5, dropout_regions=1.0).train()
+    seen: list[PointSet] = []
+    model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    ps = _image(b=3, h=8, w=8)
+    torch.manual_seed(1)
+    for step in range(12):
+        model.loss(ps, step)
+        ctx = seen[-1]
+        keep = ctx.observed[0].view(8, 8)
+        assert ctx.shares_coords() and int(keep.sum()) >= model.dropout_floor
+        # a region mask is a box (hidden or kept) or a half: its hidden cells span a full rectangle
+        hid = ~keep
+        rows, cols = hid.any(1).nonzero().flatten(), hid.any(0).nonzero().flatten()
+        kept_rows, kept_cols = keep.any(1).nonzero().flatten(), keep.any(0).nonzero().flatten()
+        box_hidden = bool(hid[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())
+        box_kept = bool(keep[kept_rows.min() : kept_rows.max() + 1, kept_cols.min() : kept_cols.max() + 1].all())
+        assert box_hidden or box_kept
+        assert 0 < int(hid.sum()) < 64
+
+
+def test_dropout_floor_option_and_bad_region_rate():
+    assert tiny_model(dropout_min_points=5).dropout_floor == 5
+    with pytest.raises(ValueError, match="dropout_regions"):
+        VaMoH(VaMoHConfig(dropout_regions=1.5))
+    with pytest.raises(ValueError, match="dropout_min_points"):
+        VaMoH(VaMoHConfig(dropout_min_points=0))

@@ -8,8 +8,9 @@ data set sizes of the paper's sources, stated per preset). Where Table 3 is sile
 - point-dropout alpha (Sec. 3.3: "fixed for ensuring that the reduced set contains at least as many
   points as centroids to be found at the first layer"): ``1 - centroids_1 / points``, rounded down to a
   multiple of 0.05 (0.75 for PolyMNIST, Shapes3D and ERA5). CelebA-HQ's first layer has 4096 centroids on
-  4096 pixels, so that rule gives 0, yet App. A.4 shows CelebA-HQ trained with dropout: we use 0.5 and
-  the first layers' centroid counts shrink (as in the released code). Chairs: every batch keeps a random
+  4096 pixels, so that rule gives 0, yet App. A.4 shows CelebA-HQ trained with dropout: we use 0.5 with
+  a floor of 1024 kept points (``dropout_min_points``; the first layer's centroid count then shrinks, as
+  in the released code). Chairs: every batch keeps a random
   shared set of 4096 of the 32^3 voxels (the released code; its first layer has 4096 centroids), no
   further dropout;
 - everything else: the paper's defaults of :class:`~inrgen.models.vamoh.VaMoHConfig`.
@@ -131,6 +132,7 @@ def vamoh_celebahq64() -> Preset:
             flow_layers=80,
             warmup_steps=steps(200),
             point_dropout=0.5,
+            dropout_min_points=1024,  # the paper's floor (4096 first-layer centroids) would forbid dropout
         ),
         data=DataConfig(source="celebahq", batch_size=64, options={"size": 64}),
         train=TrainConfig(max_steps=steps(1000), lr=1e-4, eval_every=steps(50), checkpoint_every=steps(100)),

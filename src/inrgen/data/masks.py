@@ -49,6 +49,7 @@ __all__ = [
     "vamoh_box",
     "point_dropout_mask",
     "point_dropout",
+    "region_dropout_mask",
     "random_keep_mask",
     "random_subsample",
     "subsample",
@@ -205,6 +206,44 @@ def point_dropout(points, alpha: float, min_points: int = 0, generator: torch.Ge
             pick = torch.randperm(len(avail), generator=generator)[:need].to(avail.device)
             mask[b, avail[pick]] = True
     return points.with_mask(mask, combine=False)
+
+
+def region_dropout_mask(
+    grid_shape: Sequence[int],
+    min_points: int = 0,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> Tensor:
+    """One random *region* mask ``(N,)`` over a grid, the shapes the completion tasks hide.
+
+    An extension of point dropout (not in the VaMoH paper; ``VaMoHConfig.dropout_regions``): the
+    encoder then also trains on contiguous holes, where farthest-point centroids fall in other places
+    than under i.i.d. point dropout. Equally likely: a random box hidden (in-painting, each side a
+    uniform 1/4 to 1/2 of the axis), a random half kept (left, right, top or bottom; the first two axes),
+    a random box kept (out-painting, each side 1/2 to 3/4 of the axis). A draw that keeps fewer than
+    ``min_points`` points is replaced by an in-painting box.
+    """
+    shape = _shape(grid_shape)
+
+    def rand_int(lo: int, hi: int) -> int:  # uniform in [lo, hi]
+        return lo + int(torch.randint(0, hi - lo + 1, (1,), generator=generator))
+
+    def box(lo_frac: float, hi_frac: float) -> tuple[list[int], list[int]]:
+        size = [rand_int(max(1, round(n * lo_frac)), max(1, round(n * hi_frac))) for n in shape]
+        start = [rand_int(0, n - w) for n, w in zip(shape, size)]
+        return start, size
+
+    kind = int(torch.randint(0, 3, (1,), generator=generator))
+    if kind == 1 and len(shape) >= 2:
+        side = ("left", "right", "top", "bottom")[int(torch.randint(0, 4, (1,), generator=generator))]
+        keep = half_mask(shape, side)
+    elif kind == 2:
+        keep = box_region(shape, *box(0.5, 0.75))
+    else:
+        keep = ~box_region(shape, *box(0.25, 0.5))
+    if int(keep.sum()) < min(min_points, keep.numel()):
+        keep = ~box_region(shape, *box(0.25, 0.25))
+    return keep.to(device)
 
 
 def random_keep_mask(

@@ -62,7 +62,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from inrgen.data.masks import point_dropout
+from inrgen.data.masks import point_dropout, region_dropout_mask
 from inrgen.data.points import PointSet, PointSetPair
 from inrgen.metrics.psnr import psnr
 from inrgen.models.base import INRModel, Prediction, register_model
@@ -128,6 +128,8 @@ class VaMoHConfig:
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
     dropout_target: str = "all"  # ELBO on "all" points, encoder on the kept (Algorithm 1) | "kept" (code)
+    dropout_min_points: int | None = None  # dropout keeps >= this many points (None: 1st layer's centroids)
+    dropout_regions: float = 0.0  # chance a batch hides a random region instead (grids; not in the paper)
     train_max_points: int | None = None  # keep this many random points per batch (voxels); encode() too
 
 
@@ -223,6 +225,10 @@ class VaMoH(INRModel):
         ):
             if int(getattr(cfg, name)) < 1:
                 raise ValueError(f"VaMoHConfig.{name} must be >= 1, got {getattr(cfg, name)}")
+        if not 0.0 <= cfg.dropout_regions <= 1.0:
+            raise ValueError(f"VaMoHConfig.dropout_regions must be in [0, 1], got {cfg.dropout_regions}")
+        if cfg.dropout_min_points is not None and cfg.dropout_min_points < 1:
+            raise ValueError(f"VaMoHConfig.dropout_min_points must be >= 1, got {cfg.dropout_min_points}")
         if not 0.0 <= cfg.point_dropout < 1.0:
             raise ValueError(f"VaMoHConfig.point_dropout (alpha) must be in [0, 1), got {cfg.point_dropout}")
         if cfg.warmup_steps < 0 or cfg.uniform_cat_prior_steps < 0:
@@ -491,6 +497,26 @@ class VaMoH(INRModel):
             "psnr": p,
         }
 
+    @property
+    def dropout_floor(self) -> int:
+        """Points every dropout mask keeps: ``dropout_min_points``, by default the first PointConv layer's
+        centroid count (Sec. 3.3: the reduced set holds at least as many points as centroids to be found
+        at the first layer)."""
+        m = self.config.dropout_min_points
+        return int(m) if m is not None else int(self.encoder.stages[0][1])
+
+    def _dropout(self, points: PointSet) -> PointSet | None:
+        """The encoder's view of a training batch: point dropout (Sec. 3.3), or with probability
+        ``dropout_regions`` a random hidden region shared by the batch; None when both are off."""
+        cfg = self.config
+        use_regions = cfg.dropout_regions > 0 and points.grid_shape is not None and points.shares_coords()
+        if use_regions and float(torch.rand(())) < cfg.dropout_regions:
+            keep = region_dropout_mask(points.grid_shape, self.dropout_floor, device=points.device)
+            return points.with_mask(keep)
+        if cfg.point_dropout > 0:
+            return point_dropout(points, cfg.point_dropout, min_points=self.dropout_floor)
+        return None
+
     def loss(self, batch: PointSet | PointSetPair, step: int = 0) -> dict[str, Tensor]:
         """``-ELBO`` (Eq. 16) per observed value, and its terms per item (see the module docstring).
 
@@ -504,11 +530,13 @@ class VaMoH(INRModel):
         self.check_points(batch, "batch")
         step = int(step)
         points, context = batch, None
-        if self.training:
+        if not self.training:  # held-out loss: the same fixed subset as encode() (train_max_points)
+            points = self._limit_points(batch, torch.Generator().manual_seed(0))
+        else:
             self.trained_steps.fill_(max(int(self.trained_steps), step))
             points = self._limit_points(batch)
-            if self.config.point_dropout > 0:
-                context = point_dropout(points, self.config.point_dropout, min_points=self.encoder.min_points)
+            context = self._dropout(points)
+            if context is not None:
                 if self.config.dropout_target == "kept":
                     points, context = context, None
         t = self.elbo(points, step, context=context)
