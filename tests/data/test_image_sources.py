@@ -178,3 +178,112 @@ def test_shapes3d_reads_h5_exactly_and_renders_the_factor_colours(tmp_path):
         assert close(hue(imgs[i, 1, 32]), wh)
         assert close(hue(imgs[i, 62, 2]), fh) or close(hue(imgs[i, 62, 61]), fh)
         assert close(hue(imgs[i, 40, 32]), oh)
+
+
+# ------------------------------------------------------------------------- published splits (IPC protocol)
+
+
+def _write_named(folder, names, size=(6, 6), seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / name)
+
+
+def test_official_train_and_val_folders_are_the_splits_not_a_pooled_resplit(tmp_path):
+    """ImageNette / ImageNet ship train/ + val/: test reads val/, nothing is pooled and re-split."""
+    root = tmp_path / "imagenette"
+    for cls in ("n01440764", "n02102040"):
+        _write_named(root / "train" / cls, [f"tr{i}.JPEG" for i in range(5)])
+        _write_named(root / "val" / cls, [f"va{i}.JPEG" for i in range(2)], seed=1)
+    train = images.ImageFolderDataset(root, "train", size=6, labels=True)
+    test = images.ImageFolderDataset(root, "test", size=6, labels=True)
+    val = images.ImageFolderDataset(root, "val", size=6)
+    assert len(train) == 10 and all(f.parts[-3] == "train" for f in train.files)
+    assert len(test) == 4 and all(f.parts[-3] == "val" for f in test.files)
+    assert val.files == test.files
+    assert train.classes == test.classes == ["n01440764", "n02102040"]
+
+
+def test_published_index_split_is_exact_at_the_full_size_and_proportional_in_name_order_otherwise():
+    cut = {
+        s: images.published_split(202_599, s, images.INDEX_SPLITS["celeba"]) for s in ("train", "val", "test")
+    }
+    assert cut["train"] == range(0, 162_770)  # images 000001 .. 162770
+    assert cut["val"] == range(162_770, 182_637)
+    assert cut["test"] == range(182_637, 202_599)  # images 182638 .. 202599 (IPC's evaluation set)
+    ffhq = images.INDEX_SPLITS["ffhq"]
+    assert images.published_split(70_000, "train", ffhq) == range(0, 60_000)
+    assert images.published_split(70_000, "test", ffhq) == range(60_000, 70_000)
+    assert images.published_split(70_000, "val", ffhq) == range(60_000, 70_000)
+    with pytest.warns(UserWarning, match="published proportions"):
+        small = {s: images.published_split(14, s, ffhq) for s in ("train", "test")}
+    assert small == {"train": range(0, 12), "test": range(12, 14)}
+
+
+def test_celeba_split_reads_list_eval_partition_when_present_else_by_index(tmp_path):
+    names = [f"{i:06d}.jpg" for i in range(1, 11)]
+    img = tmp_path / "celeba" / "img_align_celeba"
+    _write_named(img, names)
+    # no partition file: by index, in name order (a 10-image folder: the published proportions)
+    with pytest.warns(UserWarning):
+        by_index = {s: images.ImageFolderDataset(img, s, size=4, split_by="celeba").files
+                    for s in ("train", "val", "test")}  # fmt: skip
+    assert [f.name for f in by_index["train"]] == names[:8]
+    assert [f.name for f in by_index["val"]] == names[8:9] and [f.name for f in by_index["test"]] == names[9:]
+    # the published partition file (CelebA's Eval/ folder beside the images) wins, whatever the order
+    eval_dir = tmp_path / "celeba" / "Eval"
+    eval_dir.mkdir()
+    codes = [2, 0, 0, 1, 0, 2, 0, 1, 0, 0]
+    (eval_dir / "list_eval_partition.txt").write_text("".join(f"{n} {c}\n" for n, c in zip(names, codes)))
+    got = {s: [f.name for f in images.ImageFolderDataset(img, s, size=4, split_by="celeba").files]
+           for s, k in (("train", 0), ("val", 1), ("test", 2))}  # fmt: skip
+    for s, k in (("train", 0), ("val", 1), ("test", 2)):
+        assert got[s] == [n for n, c in zip(names, codes) if c == k]
+
+
+def test_ffhq_split_by_index_or_by_list_files(tmp_path):
+    names = [f"{i:05d}.png" for i in range(14)]
+    root = tmp_path / "FFHQ"
+    _write_named(root, names)
+    with pytest.warns(UserWarning):
+        train = images.ImageFolderDataset(root, "train", size=4, split_by="ffhq")
+        test = images.ImageFolderDataset(root, "test", size=4, split_by="ffhq")
+    assert [f.name for f in train.files] == names[:12] and [f.name for f in test.files] == names[12:]
+    # IPC's ffhqtrain.txt / ffhqvalidation.txt: a fixed random split given as lists of names
+    (tmp_path / "ffhqtrain.txt").write_text("\n".join(n[:-4] for n in names if int(n[:5]) % 3) + "\n")
+    (tmp_path / "ffhqvalidation.txt").write_text("\n".join(n for n in names if int(n[:5]) % 3 == 0) + "\n")
+    lists = {"train": str(tmp_path / "ffhqtrain.txt"), "test": str(tmp_path / "ffhqvalidation.txt")}
+    tr = images.ImageFolderDataset(root, "train", size=4, split_by="ffhq", split_file=lists)
+    te = images.ImageFolderDataset(root, "test", size=4, split_by="ffhq", split_file=lists)
+    assert [f.name for f in te.files] == [n for n in names if int(n[:5]) % 3 == 0]
+    assert len(tr) + len(te) == 14 and not set(tr.files) & set(te.files)
+    with pytest.raises(images.DataSourceError, match="line 1"):
+        (tmp_path / "bad.txt").write_text("00000.png 7\n")
+        images.ImageFolderDataset(root, "train", size=4, split_file=tmp_path / "bad.txt")
+
+
+def test_random_crop_flip_takes_native_windows_of_train_images_and_eval_keeps_the_centre_crop(tmp_path):
+    root = tmp_path / "nette"
+    rng = np.random.default_rng(0)
+    native = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)  # short side 20 > crop 8: no resize
+    for split in ("train", "val"):
+        (root / split / "c").mkdir(parents=True)
+        Image.fromarray(native).save(root / split / "c" / "a.png")
+    train = images.ImageFolderDataset(root, "train", size=8, train_transform="random_crop_flip")
+    ref = torch.from_numpy(native.astype(np.float32).transpose(2, 0, 1) / 255.0)
+    windows = ref.unfold(1, 8, 1).unfold(2, 8, 1).permute(1, 2, 0, 3, 4)  # (13, 23, 3, 8, 8)
+    torch.manual_seed(0)
+    flips, places = 0, set()
+    for _ in range(40):
+        crop = train.array(0)
+        assert crop.shape == (3, 8, 8)
+        hit = (windows == crop).flatten(2).all(-1)
+        hit_flipped = (windows == crop.flip(-1)).flatten(2).all(-1)
+        assert hit.any() or hit_flipped.any()  # an exact native-resolution window, maybe mirrored
+        flips += int(not hit.any())
+        places.add(tuple(torch.nonzero(hit if hit.any() else hit_flipped)[0].tolist()))
+    assert 8 <= flips <= 32 and len(places) > 10
+    test = images.ImageFolderDataset(root, "test", size=8, train_transform="random_crop_flip")
+    assert torch.equal(test.array(0), images.load_image(root / "val" / "c" / "a.png", "RGB", 8))
+    assert torch.equal(test.array(0), test.array(0))  # deterministic

@@ -5,12 +5,34 @@ PIL low-pass filters when it shrinks) and the central ``H x W`` window is kept: 
 ``Resize(min side) + CenterCrop`` for square targets. Values are ``uint8 / 255`` in [0, 1]; RGBA and LA
 images are composited on white, palette images expanded, 16-bit images scaled by 1/65535.
 
-Layout and splits
-    ``root`` is searched recursively for ``*.png, *.jpg, *.jpeg`` (any case). When ``root`` has
-    ``train/`` and ``test/`` (and optionally ``val/``) sub-folders those are the splits; otherwise the
-    sorted file list is split by :func:`inrgen.data.datasets._common.split_indices` (80/10/10, seed 0;
-    CelebA-HQ: the first 90% of the sorted names train, the last 10% test, unshuffled). With
+Layout and splits (``split_by``)
+    ``root`` is searched recursively for ``*.png, *.jpg, *.jpeg`` (any case).
+
+    * ``"auto"`` (default): when ``root`` has official split folders, ``train/`` with ``test/`` and/or
+      ``val/`` (ImageNette and ImageNet ship ``train/`` + ``val/``; ``test`` then reads ``val/`` and
+      ``val`` reads ``test/`` when there is no ``val/``), those are the splits; otherwise the sorted file
+      list is split by :func:`inrgen.data.datasets._common.split_indices` (80/10/10, seed 0; CelebA-HQ:
+      the first 90% of the sorted names train, the last 10% test, unshuffled).
+    * ``"celeba"``: CelebA's published partition: ``list_eval_partition.txt`` (``name k`` per line,
+      ``k`` = 0 train, 1 val, 2 test) when it lies in ``root``, its parent or an ``Eval/`` folder beside
+      them (or is given as ``split_file``); else by index as IPC does: of the 202,599 sorted names the
+      first 162,770 train, the next 19,867 val, the last 19,962 test.
+    * ``"ffhq"``: by index, the first 60,000 sorted names train and the last 10,000 test, or the lists
+      given as ``split_file`` (IPC's ``ffhqtrain.txt`` / ``ffhqvalidation.txt``).
+    * ``split_file`` (with any ``split_by``): a partition file (``name split`` per line, split as a
+      name or 0/1/2) or a mapping ``{"train": list file, "test": list file, ...}`` (one name per line).
+      Names match the image files by stem (``000001.jpg`` matches ``000001.png``).
+
+    The index rules assume the whole data set; a folder with another number of images is cut in the
+    same proportions, in name order (with a warning), so that train and test never mix. With
     ``labels=True`` the name of the first folder below the split root is the class (``ImageFolder``).
+
+Training transform (``train_transform``)
+    ``"resize_crop"`` (default, every split): resize to cover, centre crop (above). ``"random_crop_flip"``:
+    the train split is a random ``H x W`` crop of the *native* image (resized up only when smaller)
+    and a horizontal flip with probability 1/2, drawn from the global torch generator at each access
+    (IPC / TransINR on ImageNette: ``RandomCrop(178) + RandomHorizontalFlip``); other splits keep the
+    resize and centre crop (their ``Resize(178) + CenterCrop(178)``).
 
 Items are ``PointSet.from_image`` of ``(1, C, H, W)``: coords ``(1, H*W, 2)``, values ``(1, H*W, C)``.
 
@@ -23,7 +45,8 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +56,92 @@ from torch import Tensor
 
 from inrgen.data.datasets._common import DataSourceError, GridDataset, describe_found, split_indices
 
-__all__ = ["ImageFolderDataset", "CelebAHQDataset", "load_image", "list_images", "IMAGE_EXTENSIONS"]
+__all__ = [
+    "random_crop_flip",
+    "ImageFolderDataset",
+    "CelebAHQDataset",
+    "load_image",
+    "list_images",
+    "published_split",
+    "read_split_file",
+    "IMAGE_EXTENSIONS",
+    "INDEX_SPLITS",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+# Published splits by index: items per split, in name order (IPC / TransINR protocols)
+INDEX_SPLITS: dict[str, dict[str, int]] = {
+    "celeba": {"train": 162_770, "val": 19_867, "test": 19_962},  # list_eval_partition.txt's cut
+    "ffhq": {"train": 60_000, "test": 10_000},  # first 60,000 train, last 10,000 test
+}
+CELEBA_PARTITION = "list_eval_partition.txt"
+SPLIT_BY = ("auto", "celeba", "ffhq")
+TRAIN_TRANSFORMS = ("resize_crop", "random_crop_flip")
+_PARTITION_CODES = {"0": "train", "1": "val", "2": "test", "train": "train", "val": "val", "test": "test"}
+
+
+def published_split(n: int, split: str, counts: Mapping[str, int], source: str = "images") -> range:
+    """Positions (in name order) of ``split`` among ``n`` items cut by ``counts`` (train, val, test order).
+
+    With ``n == sum(counts)`` the cut is exact; otherwise the same proportions (warned), at least one item
+    per split when ``n`` allows. ``val`` of a data set without one is its test split.
+    """
+    names = [k for k in ("train", "val", "test") if k in counts]
+    if split == "val" and "val" not in counts:
+        split = "test"
+    if split not in names:
+        raise ValueError(f"unknown split {split!r}; choose {', '.join(names)} or all")
+    total = sum(counts[k] for k in names)
+    if n == total:
+        sizes = [counts[k] for k in names]
+    else:
+        warnings.warn(
+            f"{source}: {n} images, not the {total:,} of the whole data set; splitting them in the "
+            f"published proportions ({', '.join(f'{k} {counts[k]:,}' for k in names)}) in name order",
+            stacklevel=3,
+        )
+        sizes = [max(1, round(n * counts[k] / total)) if n >= len(names) else 0 for k in names[1:]]
+        sizes = [n - sum(sizes), *sizes]
+    start = sum(sizes[: names.index(split)])
+    return range(start, start + sizes[names.index(split)])
+
+
+def read_split_file(spec: str | os.PathLike | Mapping[str, str | os.PathLike]) -> dict[str, str]:
+    """``{file stem: split}`` from a partition file (``name split`` per line) or ``{split: list file}``."""
+    out: dict[str, str] = {}
+    if isinstance(spec, Mapping):
+        for split, path in spec.items():
+            if split not in ("train", "val", "test"):
+                raise ValueError(f"split_file keys must be train, val or test, got {split!r}")
+            for line in _read_lines(Path(path)):
+                out[Path(line.split()[0]).stem] = split
+        return out
+    path = Path(spec)
+    for k, line in enumerate(_read_lines(path)):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in _PARTITION_CODES:
+            raise DataSourceError(
+                f"{path}: line {k + 1} should be '<image name> <split>' with split 0/1/2 or "
+                f"train/val/test (list_eval_partition.txt), found {line!r:.80}"
+            )
+        out[Path(parts[0]).stem] = _PARTITION_CODES[parts[1]]
+    return out
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataSourceError(
+            f"missing split file: expected a text file at {path}, but {describe_found(path)}"
+        )
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _find_celeba_partition(root: Path) -> Path | None:
+    for folder in (root, root.parent, root / "Eval", root.parent / "Eval", root.parent.parent / "Eval"):
+        if (folder / CELEBA_PARTITION).is_file():
+            return folder / CELEBA_PARTITION
+    return None
 
 
 def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -104,6 +210,23 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", size: int | Sequence[
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
+def random_crop_flip(img: Tensor, size: tuple[int, int]) -> Tensor:
+    """A uniformly placed ``size`` crop of ``img`` (C, H, W), flipped left-right with probability 1/2
+    (global torch generator). An image smaller than ``size`` is first resized up to cover it (bicubic)."""
+    h, w = size
+    if img.shape[-2] < h or img.shape[-1] < w:
+        s = max(h / img.shape[-2], w / img.shape[-1])
+        new = (max(h, round(img.shape[-2] * s)), max(w, round(img.shape[-1] * s)))
+        img = torch.nn.functional.interpolate(img[None], size=new, mode="bicubic", align_corners=False)[0]
+        img = img.clamp(0, 1)
+    top = int(torch.randint(img.shape[-2] - h + 1, ()))
+    left = int(torch.randint(img.shape[-1] - w + 1, ()))
+    out = img[:, top : top + h, left : left + w]
+    if bool(torch.rand(()) < 0.5):
+        out = out.flip(-1)
+    return out.contiguous()
+
+
 def list_images(root: Path) -> list[Path]:
     """Every PNG / JPEG below ``root`` (recursive, hidden files skipped), sorted by relative path."""
     out = []
@@ -142,6 +265,9 @@ class ImageFolderDataset(GridDataset):
         verify: "header" (default: open every header of the split before anything else), "full"
             (decode every image first), "none".
         fractions, seed, shuffle: how a folder without split sub-folders is split.
+        split_by: "auto" | "celeba" | "ffhq" (see the module docstring); split_file: a partition file
+            or ``{split: list file}``.
+        train_transform: "resize_crop" | "random_crop_flip" (the train split's transform).
     """
 
     modality = "image"
@@ -158,7 +284,16 @@ class ImageFolderDataset(GridDataset):
         fractions: dict[str, float] | None = None,
         seed: int = 0,
         shuffle: bool = True,
+        split_by: str = "auto",
+        split_file: str | os.PathLike | Mapping[str, str] | None = None,
+        train_transform: str = "resize_crop",
     ) -> None:
+        if split_by not in SPLIT_BY:
+            raise ValueError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+        if train_transform not in TRAIN_TRANSFORMS:
+            raise ValueError(
+                f"train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, got {train_transform!r}"
+            )
         if mode not in ("RGB", "L"):
             raise ValueError(f"{self.source_name}: mode must be 'RGB' or 'L', got {mode!r}")
         if verify not in ("header", "full", "none"):
@@ -168,10 +303,25 @@ class ImageFolderDataset(GridDataset):
         self.channels = 3 if mode == "RGB" else 1
         split_root = self.root
         subdirs = {p.name for p in self.root.iterdir() if p.is_dir()}
-        if {"train", "test"} <= subdirs and split != "all":
-            name = "test" if split == "val" and "val" not in subdirs else split
-            if name not in ("train", "val", "test"):
-                raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
+        if split not in ("train", "val", "test", "all"):
+            raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
+        if split_by == "celeba" and split_file is None:
+            split_file = _find_celeba_partition(self.root)
+        if split_file is not None:
+            files = self._from_split_file(list_images(self.root), split, split_file)
+        elif split_by in INDEX_SPLITS:
+            files = list_images(self.root)
+            if split != "all":
+                files = [
+                    files[i] for i in published_split(len(files), split, INDEX_SPLITS[split_by], split_by)
+                ]
+        elif "train" in subdirs and subdirs & {"test", "val"} and split != "all":
+            if split == "train":
+                name = "train"
+            elif split == "test":
+                name = "test" if "test" in subdirs else "val"
+            else:
+                name = "val" if "val" in subdirs else "test"
             split_root = self.root / name
             files = list_images(split_root)
             if not files:
@@ -186,6 +336,11 @@ class ImageFolderDataset(GridDataset):
         if not files:
             raise DataSourceError(f"{self.source_name}: split {split!r} of {self.root} is empty")
         self.files = files
+        self.random_crops = train_transform == "random_crop_flip" and split == "train"
+        if self.random_crops and size is None:
+            raise ValueError(
+                f"{self.source_name}: train_transform='random_crop_flip' needs size=... (the crop)"
+            )
         self.classes: list[str] = []
         self._labels: list[int] | None = None
         if labels:
@@ -218,10 +373,27 @@ class ImageFolderDataset(GridDataset):
                 self.size = next(iter(hw))  # type: ignore[assignment]
         self.grid_shape = tuple(self.size)  # type: ignore[arg-type]
 
+    def _from_split_file(self, files: list[Path], split: str, spec) -> list[Path]:
+        if split == "all":
+            return files
+        assign = read_split_file(spec)
+        want = split
+        if split == "val" and "val" not in assign.values():
+            want = "test"
+        out = [f for f in files if assign.get(f.stem) == want]
+        if not out:
+            raise DataSourceError(
+                f"{self.source_name}: the split file {spec} assigns none of the {len(files)} images below "
+                f"{self.root} to {want!r} (it lists {len(assign)} names, e.g. {next(iter(assign), None)!r})"
+            )
+        return out
+
     def __len__(self) -> int:
         return len(self.files)
 
     def array(self, i: int) -> Tensor:
+        if self.random_crops:
+            return random_crop_flip(load_image(self.files[i], self.mode), self.size)  # type: ignore[arg-type]
         return load_image(self.files[i], self.mode, self.size)
 
     def label(self, i: int) -> int | None:
