@@ -114,3 +114,25 @@ def test_views_resize_keeps_the_field_of_view(sphere_views):
     assert (img[:, 5, 5] - torch.tensor(RED)).abs().max() < 0.03
     assert torch.equal(img[:, 0, 0], torch.ones(3))
     assert img.min() >= 0 and img.max() <= 1
+
+
+def test_ipc_protocol_trains_on_views_0_to_24_and_scores_100_draws_per_test_object(tmp_path):
+    root = S.write_views(tmp_path / "lf", n_objects=10, n_views=30, size=6, seed=1, category="lamps")
+    opts = dict(category="lamps", n_support=3, n_query=1, train_views=(0, 25), eval_draws=100)
+    train = views.ViewsDataset(root, "train", **opts)
+    test = views.ViewsDataset(root, "test", **opts)
+
+    def view_ids(ds, i):
+        _, _, poses = ds._object(i % len(ds.ids))
+        item = ds[i]
+        c2w = torch.cat([item.context.meta["c2w"][0], item.target.meta["c2w"][0]]).numpy()
+        return [int(np.flatnonzero(np.abs(poses - m).max((1, 2)) < 1e-9)[0]) for m in c2w]
+
+    seen_train = {v for _ in range(30) for i in range(len(train)) for v in view_ids(train, i)}
+    assert max(seen_train) == 24 and len(seen_train) > 20  # the first 25 views, and only those
+    assert len(train) == len(train.ids)  # eval_draws leaves the train split alone
+    assert len(test) == 100 * len(test.ids)
+    draws = [tuple(view_ids(test, i)) for i in range(0, len(test), len(test.ids))]  # object 0's 100 items
+    assert len(set(draws)) > 90  # 100 different (support, query) draws
+    assert max(v for d in draws for v in d) >= 25  # test draws from every view
+    assert draws == [tuple(view_ids(test, i)) for i in range(0, len(test), len(test.ids))]  # seeded

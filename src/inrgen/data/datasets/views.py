@@ -17,10 +17,14 @@ Images are composited on white, ``rgb * alpha + (1 - alpha)``, then optionally r
 Items are ``PointSetPair(context, target)``: ``n_support`` (k = 1..5 in the papers) support views and
 ``n_query`` query views of one object, each a ``PointSet.from_views`` whose coordinates are the 6-D
 Plücker rays of every pixel (``(1, V * H * W, 6)``), values RGB ``(1, V * H * W, 3)``,
-``grid_shape = (V, H, W)``. Views are drawn without replacement from ``views_range`` (IPC: the first 25
-views for training, all views for testing): fresh random draws on every access for "train" (as IPC),
-draws seeded by ``(seed, index)`` otherwise, so evaluation is reproducible. ``repeat`` (IPC: 100 for
-the test split) repeats every object that many times per epoch.
+``grid_shape = (V, H, W)``. Views are drawn without replacement from ``views_range``: fresh random draws
+on every access for "train" (as IPC), draws seeded by ``(seed, index)`` otherwise, so evaluation is
+reproducible. ``repeat`` repeats every object that many times per epoch.
+
+IPC's protocol, per split from one set of options: ``train_views=(0, 25)`` restricts the train split to
+the first 25 views (all views stay available to the test split), and ``eval_draws=100`` makes the
+val / test split 100 items per object, each a different seeded (support, query) draw, so that an
+evaluation over every item scores every test object over 100 draws.
 
 Example:
     >>> ds = ViewsDataset("learnit_shapenet", category="chairs", split="test", n_support=2)  # doctest: +SKIP
@@ -190,6 +194,10 @@ class ViewsDataset(Dataset):
         views_range: ``(start, stop)`` of the frames to draw from (None: all; IPC trains on (0, 25)).
         image_size: resize the square renders (None: native).
         repeat: items per object per epoch; deterministic: seeded draws (default: split != "train").
+        train_views: ``views_range`` of the train split only (IPC: (0, 25)); other splits use
+            ``views_range``.
+        eval_draws: items (seeded support / query draws) per object on val / test (IPC: 100), in place of
+            ``repeat`` there.
         verify: check every object's transforms.json and images exist before anything else (default).
     """
 
@@ -209,8 +217,14 @@ class ViewsDataset(Dataset):
         deterministic: bool | None = None,
         seed: int = 0,
         verify: bool = True,
+        train_views: tuple[int, int] | None = None,
+        eval_draws: int | None = None,
     ) -> None:
         split_file, self.obj_root, splits = check_files(root, category)
+        if split == "train" and train_views is not None:
+            views_range = train_views
+        if split != "train" and eval_draws is not None:
+            repeat = eval_draws
         key = split if split in splits else ("test" if split == "val" else None)
         if split == "all":
             ids = [o for k in ("train", "val", "test") for o in splits.get(k, [])]
