@@ -7,12 +7,13 @@ torchmetrics) only when called.
 
 from inrgen.metrics.fid import InceptionV3Features, fid, fid_from_features, frechet_distance, gaussian_stats
 from inrgen.metrics.precision_recall import knn_radii, precision_recall
-from inrgen.metrics.psnr import mse_per_item, psnr
+from inrgen.metrics.psnr import mse_per_item, psnr, psnr_per_point
 from inrgen.metrics.ssim import ssim
 from inrgen.metrics.timing import Timing, machine_info, num_threads, peak_rss, time_fn
 
 __all__ = [
     "psnr",
+    "psnr_per_point",
     "mse_per_item",
     "ssim",
     "fid",

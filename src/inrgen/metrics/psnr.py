@@ -5,6 +5,16 @@
 ``psnr`` returns the per-item values ``(B,)``; the papers report their mean over the test set. With
 ``clamp=True`` predictions are clipped to [0, 1] first (the clamped variant); a ``mask`` ``(B, N)``
 restricts the mean to known points.
+
+Two definitions are in use, and they differ for multi-channel values:
+
+- ``psnr`` (per value): the squared error is averaged over points *and* channels. This is the usual
+  image PSNR, the one IPC, TransINR, Functa and the locality-aware INR paper report (LA-GINR Tables 1-3,
+  computed on unclamped predictions as IPC does).
+- ``psnr_per_point`` (VaMoH Eq. 19-20): the squared error is *summed* over the ``C`` channels and
+  averaged over the points only, ``PSNR = 20 log10(255) - 10 log10(1/N sum_n sum_c (255 e_nc)^2)``.
+  That is ``10 log10(C)`` dB below ``psnr`` (4.77 dB for RGB, equal for grayscale); VaMoH's Tables 1, 2,
+  4 and 5 use it. ``psnr_per_point = psnr - 10 log10(C)`` exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["psnr", "mse_per_item"]
+__all__ = ["psnr", "psnr_per_point", "mse_per_item"]
 
 
 def mse_per_item(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -37,3 +47,14 @@ def psnr(
     if clamp:
         pred = pred.clamp(0, 1)
     return -10 * torch.log10(mse_per_item(pred, target, mask) + eps)
+
+
+def psnr_per_point(
+    pred: Tensor, target: Tensor, mask: Tensor | None = None, clamp: bool = False, eps: float = 1e-10
+) -> Tensor:
+    """Per-item PSNR of VaMoH Eq. 19-20 (squared error summed over channels, averaged over points):
+    ``(B,)``, equal to ``psnr(...) - 10 log10(C)`` for values ``(B, N, C)``."""
+    if clamp:
+        pred = pred.clamp(0, 1)
+    c = pred.shape[-1] if pred.dim() == 3 else 1
+    return -10 * torch.log10(mse_per_item(pred, target, mask) * c + eps)

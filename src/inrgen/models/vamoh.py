@@ -128,6 +128,7 @@ class VaMoHConfig:
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
     dropout_target: str = "all"  # ELBO on "all" points, encoder on the kept (Algorithm 1) | "kept" (code)
+    # | "prior": as "all", with q(c_d) = p(c_d | x_d, z) on the points the encoder did not see
     dropout_min_points: int | None = None  # dropout keeps >= this many points (None: 1st layer's centroids)
     dropout_regions: float = 0.0  # chance a batch hides a random region instead (grids; not in the paper)
     train_max_points: int | None = None  # keep this many random points per batch (voxels); encode() too
@@ -213,7 +214,7 @@ class VaMoH(INRModel):
         _check_choice("cat_logits", cfg.cat_logits, ("linear", "tanh"))
         _check_choice("kl_z_estimator", cfg.kl_z_estimator, ("mc", "official"))
         _check_choice("logistic_moments", cfg.logistic_moments, ("location", "exact"))
-        _check_choice("dropout_target", cfg.dropout_target, ("all", "kept"))
+        _check_choice("dropout_target", cfg.dropout_target, ("all", "kept", "prior"))
         _check_choice("encoder.encoder_input", cfg.encoder.encoder_input, ("raw", "fourier"))
         for name in (
             "coord_dim",
@@ -478,8 +479,15 @@ class VaMoH(INRModel):
         log_post = self.post_cat(feats, z, y).log_softmax(-1)
         log_prior = self._prior_logits(feats, z, step).log_softmax(-1)
         post = log_post.exp()
-        recon_d = (post * log_pk).sum(-1)  # sum_k pi~_dk log p_k(y_d)
         klc_d = categorical_kl(log_post, log_prior)  # KL(Cat(pi~_d) || Cat(pi_d)), closed form
+        unseen = None
+        if context is not None and self.config.dropout_target == "prior":
+            # q(c_d) = p(c_d | x_d, z) on the points the encoder did not see: KL_c = 0 there
+            unseen = points.observed & ~context.observed
+            unseen = unseen[:, keep] if weight is None else unseen
+            post = torch.where(unseen.unsqueeze(-1), log_prior.exp(), post)
+            klc_d = klc_d.masked_fill(unseen, 0.0)
+        recon_d = (post * log_pk).sum(-1)  # sum_k pi~_dk log p_k(y_d)
         if weight is not None:
             recon_d, klc_d = recon_d * weight, klc_d * weight
         recon, kl_c = recon_d.sum(1), klc_d.sum(1)
