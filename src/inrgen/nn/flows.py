@@ -24,6 +24,15 @@ Flow prior (VaMoH Sec. 3.1 and App. A.5): ``T`` planar layers on a trainable dia
     z_0 ~ N(mu_0, diag exp(2 log_sigma_0)),   z = f_T o ... o f_1 (z_0)         (sampling: forward pass)
     log p(z) = log N(z_0; mu_0, sigma_0^2) + sum_t log|det J_{f_t^{-1}}|,  z_0 = f_1^{-1} o ... o f_T^{-1}(z)
 
+RealNVP (Dinh et al. 2017, Eq. 4-9), a flow over vectors for density estimation (Functa's prior over its
+modulations): an :class:`ActNorm` layer (Kingma & Dhariwal 2018, data-dependent initialisation) then
+``L`` affine couplings that alternate which half of the coordinates conditions the other,
+
+    y_B = x_B exp(s(x_A)) + t(x_A),  y_A = x_A,     log|det| = sum s(x_A),    s = tanh(MLP_s),
+
+mapping data ``z`` to a standard normal ``u``: ``log p(z) = log N(u; 0, I) + sum log|det|``; sampling
+inverts the layers exactly (``x_B = (y_B - t(y_A)) exp(-s(y_A))``).
+
 Shapes: ``z`` and ``x`` are ``(... d)``, log-dets and log-densities ``(...)``.
 
 Example:
@@ -38,7 +47,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import torch
@@ -51,6 +60,10 @@ __all__ = [
     "PlanarFlowDistribution",
     "PlanarFlowPrior",
     "StandardNormalPrior",
+    "ActNorm",
+    "AffineCoupling",
+    "RealNVPDistribution",
+    "RealNVPPrior",
     "kl_mc",
     "kl_normal_std",
 ]
@@ -391,3 +404,152 @@ def kl_normal_std(q: Distribution) -> Tensor:
     mu, sigma = base.loc, base.scale
     kl = 0.5 * (mu.square() + sigma.square() - 1.0) - torch.log(sigma)
     return kl.sum(tuple(range(-n, 0))) if n > 0 else kl
+
+
+# ------------------------------------------------------------------------------------------- RealNVP
+
+
+class ActNorm(nn.Module):
+    """``y = (x - loc) exp(-log_scale)`` per dimension, ``log|det| = -sum log_scale`` (Glow's actnorm).
+
+    The first call in training mode on a batch of more than one vector sets ``loc`` and ``log_scale`` to
+    the batch mean and log standard deviation (data-dependent initialisation), so the flow sees
+    standardised inputs; the flag is a buffer, saved with the weights.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.initialized: Tensor
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        flat = x.reshape(-1, x.shape[-1]).to(self.loc.dtype)
+        self.loc.copy_(flat.mean(0))
+        self.log_scale.copy_(flat.std(0).clamp_min(1e-6).log())
+        self.initialized.fill_(True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.training and not bool(self.initialized) and x.reshape(-1, x.shape[-1]).shape[0] > 1:
+            self.initialize(x)
+        y = (x - self.loc) * torch.exp(-self.log_scale)
+        return y, (-self.log_scale.sum()).expand(x.shape[:-1])
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return y * torch.exp(self.log_scale) + self.loc, self.log_scale.sum().expand(y.shape[:-1])
+
+
+class AffineCoupling(nn.Module):
+    """One RealNVP coupling: the dimensions of one parity condition an affine map of the others.
+
+    Args:
+        dim: ``d >= 2``.
+        parity: 0: the even dimensions condition the odd ones; 1: the reverse.
+        hidden: widths of the MLP ``x_A -> (s, t)`` (ReLU, optional dropout); its last layer starts at zero,
+            so the coupling starts as the identity.
+    ``forward(x) -> (y, log|det dy/dx|)``; ``inverse(y) -> (x, log|det dx/dy|)``.
+    """
+
+    def __init__(
+        self, dim: int, parity: int, hidden: Sequence[int] = (256, 256), dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if int(dim) < 2:
+            raise ValueError(f"a coupling layer needs dim >= 2, got {dim}")
+        idx = torch.arange(int(dim))
+        cond = idx[idx % 2 == int(parity) % 2]
+        self.cond_idx: Tensor
+        self.trans_idx: Tensor
+        self.register_buffer("cond_idx", cond, persistent=False)
+        self.register_buffer("trans_idx", idx[idx % 2 != int(parity) % 2], persistent=False)
+        layers: list[nn.Module] = []
+        prev = len(cond)
+        for h in hidden:
+            layers += [nn.Linear(prev, int(h)), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            prev = int(h)
+        last = nn.Linear(prev, 2 * (int(dim) - len(cond)))
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*layers, last)
+
+    def _st(self, x_cond: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self.net(x_cond).chunk(2, dim=-1)
+        return torch.tanh(s), t
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._st(x[..., self.cond_idx])
+        y = x.clone()
+        y[..., self.trans_idx] = x[..., self.trans_idx] * torch.exp(s) + t
+        return y, s.sum(-1)
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._st(y[..., self.cond_idx])
+        x = y.clone()
+        x[..., self.trans_idx] = (y[..., self.trans_idx] - t) * torch.exp(-s)
+        return x, -s.sum(-1)
+
+
+class RealNVPDistribution(Distribution):
+    """The density of a RealNVP flow (batch shape ``()``, event ``(d,)``), built by :class:`RealNVPPrior`.
+
+    ``log_prob(z)`` maps ``z`` to the base through the layers; ``rsample`` inverts them from a base draw.
+
+    Example:
+        >>> import torch
+        >>> p = RealNVPPrior(4, num_layers=2, hidden=(8,))()
+        >>> z = p.rsample((3,))
+        >>> p.log_prob(z).shape
+        torch.Size([3])
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, layers: Iterable[nn.Module], dim: int, validate_args: bool | None = None) -> None:
+        self.layers = list(layers)
+        self.dim = int(dim)
+        p = next((q for layer in self.layers for q in layer.parameters()), None)
+        self._dtype = p.dtype if p is not None else torch.get_default_dtype()
+        self._device = p.device if p is not None else torch.device("cpu")
+        super().__init__(torch.Size(), torch.Size([self.dim]), validate_args=validate_args)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if value.ndim < 1 or value.shape[-1] != self.dim:
+            raise ValueError(f"the flow is over vectors of size {self.dim}, got shape {tuple(value.shape)}")
+        u, log_det = value, torch.zeros(value.shape[:-1], dtype=value.dtype, device=value.device)
+        for layer in self.layers:
+            u, ld = layer(u)
+            log_det = log_det + ld
+        return -0.5 * (u.square() + math.log(2 * math.pi)).sum(-1) + log_det
+
+    def rsample(self, sample_shape: _Shape = _NO_SAMPLE_SHAPE) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        z = torch.randn(shape, dtype=self._dtype, device=self._device)
+        for layer in reversed(self.layers):
+            z, _ = layer.inverse(z)
+        return z
+
+
+class RealNVPPrior(nn.Module):
+    """A RealNVP density over ``dim``-vectors: ActNorm then ``num_layers`` alternating affine couplings.
+
+    ``prior()`` returns a :class:`RealNVPDistribution`. Use it in eval mode to sample when ``dropout`` > 0.
+    """
+
+    def __init__(
+        self, dim: int, num_layers: int = 8, hidden: Sequence[int] = (256, 256), dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.dim = int(dim)
+        self.layers = nn.ModuleList([ActNorm(self.dim)])
+        self.layers.extend(AffineCoupling(self.dim, i % 2, hidden, dropout) for i in range(int(num_layers)))
+
+    def forward(self) -> RealNVPDistribution:
+        return RealNVPDistribution(self.layers, self.dim)
