@@ -53,6 +53,7 @@ def test_samples_and_log_prob_agree_by_change_of_variables():
     p = flow()
     torch.manual_seed(0)
     z = p.sample((5,))
+
     # log p(z) = log N(u) + log|det du/dz| with u = the layers applied to z (autograd Jacobian)
     def to_base(v):
         for layer in flow.layers:
