@@ -114,10 +114,15 @@ def _reference_decode(dec: LocalityAwareDecoder, v: torch.Tensor, Z: torch.Tenso
     mb = dec.modulate
     y, h_prev = 0.0, None
     for level, sigma in enumerate(cfg.sigmas):
-        hf = relu(
-            _gamma(v, sigma, n, mb.fourier[level].freqs) @ mb.freq[level].weight.T + mb.freq[level].bias
-        )  # Eq. 6
-        ml = relu(hf + m @ mb.mod[level].weight.T + mb.mod[level].bias)  # Eq. 7
+        feat = _gamma(v, sigma, n, mb.fourier[level].freqs)
+        if cfg.frequency_linear:
+            hf = relu(feat @ mb.freq[level].weight.T + mb.freq[level].bias)  # Eq. 6
+        else:  # Table 7, w/o Linear in Eq. (6)
+            hf = relu(feat)
+        if cfg.modulation_linear:
+            ml = relu(hf + m @ mb.mod[level].weight.T + mb.mod[level].bias)  # Eq. 7
+        else:  # Table 7, w/o Linear in Eq. (7)
+            ml = relu(hf + m)
         if h_prev is None:
             h = ml
         else:
@@ -136,6 +141,23 @@ def test_decoder_equals_equations_2_to_9_written_out(levels):
     got = model.decode(Z, v).mean
     ref = _reference_decode(model.hyponet, v, Z)
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eq6, eq7", [(False, True), (True, False), (False, False)])
+def test_table7_switches_drop_exactly_the_linear_maps_of_eq6_and_eq7(eq6, eq7):
+    model = tiny_laginr(torch.float64, frequency_linear=eq6, modulation_linear=eq7)
+    full = tiny_laginr(torch.float64)
+    names = {n for n, _ in model.hyponet.named_parameters()}
+    dropped = {n for n, _ in full.hyponet.named_parameters()} - names
+    expected = ({"freq"} if not eq6 else set()) | ({"mod"} if not eq7 else set())
+    assert {n.split(".")[1] for n in dropped} == expected
+    g = torch.Generator().manual_seed(2)
+    Z = torch.randn(2, 8, 16, generator=g, dtype=torch.float64)
+    v = torch.rand(2, 40, 2, generator=g, dtype=torch.float64) * 2 - 1
+    got = model.decode(Z, v).mean
+    torch.testing.assert_close(got, _reference_decode(model.hyponet, v, Z), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="fourier_dim"):
+        tiny_config(frequency_linear=False, fourier_dim=24)
 
 
 def test_latents_are_layernorm_and_linear_of_the_encoder_outputs():

@@ -119,6 +119,10 @@ class LocalityAwareConfig:
     # modulation="mlp" after cross-attention: ReLU(m_v) enters the stack, as every IPC layer output is
     # rectified (False: the attention's output map feeds the first layer directly, two linear maps in a row)
     mlp_input_relu: bool = True
+    # Table 7's ablations of the multi-band layers: False drops Eq. 6's linear map (hF_l = ReLU(gamma_l(v)),
+    # needs fourier features of width d) or Eq. 7's (m_l = ReLU(hF_l + m_v))
+    frequency_linear: bool = True
+    modulation_linear: bool = True
     output_bias: float = 0.5  # constant added to the output (IPC; no sigmoid)
     subsample_ratio: float = 1.0  # fraction of target points decoded per item in training
     coord_jitter: bool = False  # +-half-pixel uniform jitter of training coordinates (grids)
@@ -149,6 +153,12 @@ class LocalityAwareConfig:
         num_fourier_freqs(self.fourier_dim, self.coord_dim)  # raises when d_F < 2 d_in
         if self.dim < 1 or self.heads < 1 or self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be a positive multiple of heads={self.heads}")
+        n_feat = 2 * num_fourier_freqs(self.fourier_dim, self.coord_dim) * self.coord_dim
+        if not self.frequency_linear and self.modulation == "multiband" and n_feat != self.dim:
+            raise ValueError(
+                f"frequency_linear=False feeds the {n_feat} Fourier features of each band straight into "
+                f"Eq. 7, which needs them to be d={self.dim} wide (set fourier_dim to dim)"
+            )
         if self.num_mlp_layers < 1:
             raise ValueError(
                 f"num_mlp_layers must be >= 1 (the last is the output layer), got {self.num_mlp_layers}"
@@ -198,26 +208,36 @@ class MultiBandModulation(nn.Module):
     ``forward(coords (b, n, d_in), m (b, n, d)) -> (b, n, out_channels)`` (without the output offset).
     Modules per level ``l``: ``fourier[l]`` (bandwidth ``sigmas[l]``), ``freq[l]`` (``W_F, b_F``),
     ``mod[l]`` (``W_m, b_m``), ``out[l]`` (``f_out``); ``compose[l - 1]`` (``W^l, b^l``) for ``l >= 2``.
+    Table 7's ablations: ``frequency_linear=False`` (no ``freq``: ``hF_l = ReLU(gamma_l(v))``) and
+    ``modulation_linear=False`` (no ``mod``: ``m_l = ReLU(hF_l + m_v)``).
     """
 
     def __init__(
-        self, coord_dim: int, dim: int, fourier_dim: int, sigmas: tuple[float, ...], out_channels: int
+        self,
+        coord_dim: int,
+        dim: int,
+        fourier_dim: int,
+        sigmas: tuple[float, ...],
+        out_channels: int,
+        frequency_linear: bool = True,
+        modulation_linear: bool = True,
     ) -> None:
         super().__init__()
         n = num_fourier_freqs(fourier_dim, coord_dim)
         self.fourier = nn.ModuleList(LogSpacedFourierFeatures(coord_dim, n, s) for s in sigmas)
         f = self.fourier[0].out_dim
-        self.freq = nn.ModuleList(nn.Linear(f, dim) for _ in sigmas)
-        self.mod = nn.ModuleList(nn.Linear(dim, dim) for _ in sigmas)
+        self.freq = nn.ModuleList(nn.Linear(f, dim) for _ in sigmas) if frequency_linear else None
+        self.mod = nn.ModuleList(nn.Linear(dim, dim) for _ in sigmas) if modulation_linear else None
         self.compose = nn.ModuleList(nn.Linear(dim, dim) for _ in sigmas[1:])
         self.out = nn.ModuleList(nn.Linear(dim, out_channels) for _ in sigmas)
 
     def forward(self, coords: Tensor, m: Tensor) -> Tensor:
         y: Tensor | None = None
         h: Tensor | None = None
-        for level, (ff, w_f, w_m, f_out) in enumerate(zip(self.fourier, self.freq, self.mod, self.out)):
-            h_f = F.relu(w_f(ff(coords)))  # Eq. 6
-            m_l = F.relu(h_f + w_m(m))  # Eq. 7
+        for level, (ff, f_out) in enumerate(zip(self.fourier, self.out)):
+            feat = ff(coords)
+            h_f = F.relu(feat if self.freq is None else self.freq[level](feat))  # Eq. 6
+            m_l = F.relu(h_f + (m if self.mod is None else self.mod[level](m)))  # Eq. 7
             h = m_l if h is None else F.relu(self.compose[level - 1](m_l + h))  # Eq. 8
             y = f_out(h) if y is None else y + f_out(h)  # Eq. 9
         assert y is not None
@@ -250,8 +270,9 @@ class LocalityAwareDecoder(nn.Module):
         self.modulate: nn.Module
         if cfg.modulation == "multiband":
             self.modulate = MultiBandModulation(
-                cfg.coord_dim, cfg.dim, cfg.fourier_dim, cfg.sigmas, cfg.out_channels
-            )
+                cfg.coord_dim, cfg.dim, cfg.fourier_dim, cfg.sigmas, cfg.out_channels,
+                cfg.frequency_linear, cfg.modulation_linear,
+            )  # fmt: skip
         else:
             self.modulate = NormalizedMLP([cfg.dim] * cfg.num_mlp_layers + [cfg.out_channels])
         self.output_bias = float(cfg.output_bias)
