@@ -23,6 +23,18 @@ minimises ``L(f(.; theta, phi_N), item)`` over ``theta``, ``A, a`` and ``alpha``
 through all ``N`` inner steps (second order; ``first_order=True`` drops the inner Hessian terms, as in
 first-order MAML: ``alpha`` still receives the gradient ``-grad L(phi_k)``).
 
+Generative Functa (Functa Sec. 4; VaMoH's baseline "Functa with a normalizing flow as generator of
+modulation vectors"), with ``prior="realnvp"`` (or ``"planar"``): after ``flow_start_step`` meta-learning
+steps the INR is frozen and every later step fits a flow ``p_psi(phi)`` by maximum likelihood to the
+*functaset*, the modulations ``phi_N`` of the batch's items fitted by ``functaset_steps`` inner steps:
+
+    L_flow = -mean_b log p_psi(phi_N(item_b))                (phi_N detached: the INR does not move)
+
+The inner loop is deterministic from ``phi = 0`` with a frozen INR, so this is the precomputed functaset
+of the paper, recomputed per batch (``functaset`` returns it for any items). Sampling draws
+``phi ~ p_psi`` and decodes at any coordinates. The flow has its own learning rate ``flow_lr``
+(``inrgen.training.functaset`` runs the two parameter groups).
+
 Coordinates: inrgen coordinates are pixel centres in [-1, 1]; the official Functa code uses pixel centres
 in [0, 1], so by default the model maps ``x -> (x + 1) / 2`` first (``unit_coords=False`` keeps them).
 
@@ -46,17 +58,22 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from inrgen.data.points import PointSet, PointSetPair
 from inrgen.metrics.psnr import mse_per_item
 from inrgen.models.base import INRModel, Prediction, register_model
+from inrgen.nn.flows import PlanarFlowPrior, RealNVPPrior
 
 __all__ = ["FunctaConfig", "Functa", "LatentModulatedSiren"]
+
+_PRIORS = ("none", "realnvp", "planar")
 
 
 @dataclass
@@ -77,6 +94,13 @@ class FunctaConfig:
     first_order: bool = False  # drop second-order terms of the inner loop in the outer gradient
     output_bias: float = 0.5  # constant added to the output (data in [0, 1] are centred at 0.5)
     unit_coords: bool = True  # map [-1, 1] coordinates to [0, 1] first (the official code's convention)
+    prior: str = "none"  # "none": not generative | "realnvp" | "planar": a flow over phi (VaMoH's Functa)
+    flow_layers: int = 8  # coupling layers (realnvp, after an ActNorm) or planar layers
+    flow_hidden: tuple[int, ...] = (256, 256)  # widths of each coupling's MLP (realnvp)
+    flow_dropout: float = 0.0  # dropout in the coupling MLPs (VaMoH tried it against overfitting)
+    flow_start_step: int = 0  # meta-learning steps; from this step on the INR is frozen and the flow fitted
+    flow_lr: float | None = None  # Adam lr of the flow, constant (None: train.lr and its schedule)
+    functaset_steps: int | None = None  # inner steps fitting each item's phi for the flow (None: inner_steps)
 
     def __post_init__(self) -> None:
         checks = [
@@ -98,6 +122,17 @@ class FunctaConfig:
             (
                 self.meta_sgd_clip[0] <= self.meta_sgd_clip[1],
                 f"meta_sgd_clip must be (lo, hi) with lo <= hi, got {self.meta_sgd_clip}",
+            ),
+        ]
+        checks += [
+            (self.prior in _PRIORS, f"prior must be one of {_PRIORS}, got {self.prior!r}"),
+            (self.flow_layers >= 1, f"flow_layers must be >= 1, got {self.flow_layers}"),
+            (0 <= self.flow_dropout < 1, f"flow_dropout must be in [0, 1), got {self.flow_dropout}"),
+            (self.flow_start_step >= 0, f"flow_start_step must be >= 0, got {self.flow_start_step}"),
+            (self.flow_lr is None or self.flow_lr > 0, f"flow_lr must be > 0, got {self.flow_lr}"),
+            (
+                self.prior != "realnvp" or self.latent_dim >= 2,
+                "a RealNVP prior needs latent_dim >= 2 (use prior='planar')",
             ),
         ]
         for ok, msg in checks:
@@ -151,7 +186,6 @@ class Functa(INRModel):
     """Functa baseline (Dupont et al. 2022): ``encode`` runs the meta-SGD inner loop from ``phi = 0``."""
 
     config_class = FunctaConfig
-    generative = False
 
     def __init__(self, config: FunctaConfig) -> None:
         super().__init__(config)
@@ -161,6 +195,92 @@ class Functa(INRModel):
             self.meta_sgd_lrs = nn.Parameter(torch.empty(config.latent_dim).uniform_(lo, hi))
         else:
             self.register_parameter("meta_sgd_lrs", None)
+        c = config
+        self.flow: nn.Module | None = None
+        if c.prior == "realnvp":
+            self.flow = RealNVPPrior(c.latent_dim, c.flow_layers, c.flow_hidden, c.flow_dropout)
+        elif c.prior == "planar":
+            self.flow = PlanarFlowPrior(c.latent_dim, c.flow_layers)
+        if self.flow is not None:  # flow-phase steps trained (only generative Functa has it)
+            self.flow_steps: Tensor
+            self.register_buffer("flow_steps", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ generative Functa
+    @property
+    def generative(self) -> bool:  # type: ignore[override]
+        """True with a flow prior over the modulations (``config.prior``)."""
+        return self.flow is not None
+
+    @property
+    def training_procedure(self) -> str | None:
+        """With a flow, the procedure that gives the flow its own learning rate (``flow_lr``)."""
+        return None if self.flow is None else "inrgen.training.functaset:FunctaFlowModule"
+
+    def prior_parameters(self) -> list[nn.Parameter]:
+        return [] if self.flow is None else list(self.flow.parameters())
+
+    def flow_phase(self, step: int) -> bool:
+        """Whether ``step`` fits the flow (INR frozen) rather than meta-learning the INR."""
+        return self.flow is not None and int(step) >= self.config.flow_start_step
+
+    def prior(self) -> Distribution:
+        """``p_psi(phi)``, a ``torch.distributions.Distribution`` over ``(latent_dim,)``."""
+        if self.flow is None:
+            raise ValueError("this Functa has no prior over its modulations: build it with prior='realnvp'")
+        return self.flow()
+
+    def functaset(self, points: PointSet) -> Tensor:
+        """The modulations ``phi_N (b, latent)`` of ``points``' items (``functaset_steps`` inner steps),
+        detached: the data set the flow is fitted to."""
+        steps = self.config.functaset_steps
+        return self.adapt(points, steps, create_graph=False).detach()
+
+    def flow_loss(self, points: PointSet) -> dict[str, Tensor]:
+        """``-mean log p_psi(phi)`` over the functaset of the batch (nats per item and per dimension)."""
+        self.check_points(points, "batch")
+        phi = self.functaset(points)
+        nll = -self.prior().log_prob(phi)
+        if self.training and torch.is_grad_enabled():
+            self.flow_steps += 1
+        with torch.no_grad():
+            pred = self.inr(self._coords(points.coords), phi)
+            mse = mse_per_item(pred, points.values.to(pred.dtype), points.mask)
+            psnr = -10 * torch.log10(mse.clamp_min(1e-10))
+        d = self.config.latent_dim
+        return {"loss": nll.mean() / d, "nll": nll.mean().detach(), "mse": mse.mean(), "psnr": psnr.mean()}
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` modulations ``(n, latent_dim)`` drawn from the flow (in eval mode: no dropout)."""
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if self.flow is None:
+            raise ValueError(
+                "this Functa is not generative: it has no prior over its modulations (train a preset with "
+                "model.prior=realnvp, e.g. functa-flow-mnist-small)"
+            )
+        if int(self.flow_steps) == 0:
+            warnings.warn("this Functa's flow prior is untrained: its samples are meaningless", stacklevel=2)
+        was = self.flow.training
+        self.flow.eval()
+        try:
+            with torch.no_grad():
+                if generator is None:
+                    return self.prior().sample((int(n),))
+                dev = self.flow_steps.device
+                seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    torch.manual_seed(seed)
+                    return self.prior().sample((int(n),))
+        finally:
+            self.flow.train(was)
+
+    def sample(self, n: int, coords: Tensor, generator: torch.Generator | None = None) -> Prediction:
+        """``phi ~ p_psi`` decoded at ``coords`` (``(N, d)`` or ``(n, N, d)``)."""
+        if coords.dim() == 2:
+            coords = coords.unsqueeze(0).expand(int(n), -1, -1)
+        phi = self.sample_latent(n, generator)
+        with torch.no_grad():
+            return self.decode(phi, coords)
 
     # ------------------------------------------------------------------ inner loop
     def inner_lrs(self) -> Tensor | float:
@@ -223,7 +343,12 @@ class Functa(INRModel):
         return Prediction(mean=self.inr(self._coords(coords), latent))
 
     def loss(self, batch: PointSet | PointSetPair, step: int = 0) -> dict[str, Tensor]:
-        """Outer meta-learning objective: MSE of the adapted INR on the target points (Functa Alg. 1)."""
+        """Outer meta-learning objective: MSE of the adapted INR on the target points (Functa Alg. 1); in
+        the flow phase (``flow_phase(step)``), the flow's negative log-likelihood of the functaset."""
+        if self.flow_phase(step):
+            if isinstance(batch, PointSetPair):
+                raise TypeError("the flow over modulations is fitted to point sets, not context/target pairs")
+            return self.flow_loss(batch)
         context, target = (batch.context, batch.target) if isinstance(batch, PointSetPair) else (batch, batch)
         self.check_points(context, "batch")
         phi = self.adapt(context, create_graph=not self.config.first_order)
