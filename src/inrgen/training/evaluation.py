@@ -5,7 +5,11 @@ points; the query views of a novel-view pair), and the PSNR of the item is
 
     PSNR_b = -10 log10( mean_{n,c} (clip(mean_bnc, 0, 1) - y_bnc)^2 )          (inrgen.metrics.psnr)
 
-over its known points, for the predictive mean decoded from the latent alone (``psnr_*``). For mixture
+over its known points, for the predictive mean decoded from the latent alone (``psnr_*``). The models
+of the IPC codebase (``UNCLAMPED_PSNR_MODELS``: the locality-aware INR, IPC, TransINR, Learned Init)
+report PSNR on the *unclamped* output, as IPC's ``compute_loss`` does and the LA-GINR tables use, so
+their ``psnr_*`` drop the clip; every summary also holds both definitions side by side
+(``psnr_clamped_*`` and ``psnr_unclamped_*``) and names the headline one (``headline_psnr``). For mixture
 models whose decoder also reads the observed values (VaMoH: the posterior weights ``pi~(x, y, z)`` of
 Eq. 5, which the released code uses to reconstruct observed points), ``psnr_posterior_*`` is the same
 with those weights; it is the paper's reconstruction PSNR, and it says little about the latent when the
@@ -33,7 +37,17 @@ from inrgen.models.base import INRModel, Prediction
 from inrgen.tasks import decode_chunked
 from inrgen.training.state import preserve_rng
 
-__all__ = ["evaluate", "predict_targets", "format_table", "move_batch", "reads_values"]
+__all__ = [
+    "evaluate",
+    "predict_targets",
+    "format_table",
+    "move_batch",
+    "reads_values",
+    "UNCLAMPED_PSNR_MODELS",
+]
+
+# models whose papers score unclamped predictions (IPC's compute_loss; LA-GINR, TransINR follow it)
+UNCLAMPED_PSNR_MODELS = frozenset({"locality_aware", "ipc", "transinr", "learned_init"})
 
 
 def move_batch(batch: PointSet | PointSetPair, device: torch.device) -> PointSet | PointSetPair:
@@ -78,6 +92,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     psnrs: list[Tensor] = []
+    raw: list[Tensor] = []
     mses: list[Tensor] = []
     post: list[Tensor] = []
     sums: dict[str, float] = {}
@@ -96,6 +111,7 @@ def evaluate(
                     pred = decode_chunked(model, latent, batch.coords, chunk_size)
                 mask = target.mask
                 psnrs.append(psnr(pred.mean.float(), target.values.float(), mask=mask, clamp=True).cpu())
+                raw.append(psnr(pred.mean.float(), target.values.float(), mask=mask, clamp=False).cpu())
                 mses.append(mse_per_item(pred.mean.float().clamp(0, 1), target.values.float(), mask).cpu())
                 if posterior and latent is not None:
                     p_post = decode_chunked(model, latent, batch.coords, chunk_size, values=batch.values)
@@ -113,15 +129,23 @@ def evaluate(
         raise ValueError(
             "the held-out set is empty: nothing to evaluate (check data.num_eval and the test split)"
         )
-    p = torch.cat(psnrs).double()
+    clamped = torch.cat(psnrs).double()
+    unclamped = torch.cat(raw).double()
     m = torch.cat(mses).double()
+    unclamped_headline = getattr(model, "model_name", None) in UNCLAMPED_PSNR_MODELS
+    p = unclamped if unclamped_headline else clamped
     out: dict[str, Any] = {
         "step": int(step),
         "num_items": int(count),
         "psnr_mean": float(p.mean()),
         "psnr_std": float(p.std(unbiased=False)),
+        "psnr_clamped_mean": float(clamped.mean()),
+        "psnr_clamped_std": float(clamped.std(unbiased=False)),
+        "psnr_unclamped_mean": float(unclamped.mean()),
+        "psnr_unclamped_std": float(unclamped.std(unbiased=False)),
         "mse_mean": float(m.mean()),
         "psnr_per_item": [round(float(v), 4) for v in p],
+        "headline_psnr": "unclamped (IPC)" if unclamped_headline else "clamped to [0, 1]",
     }
     if post:
         q = torch.cat(post).double()
