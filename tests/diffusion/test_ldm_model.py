@@ -256,3 +256,30 @@ def test_pinned_values_of_a_tiny_seeded_model():
         torch.linspace(-1, 1, 32, dtype=torch.float64).reshape(4, 4, 2), torch.tensor([0, 1, 2, 0])
     )
     assert abs(model.train().loss(batch, 0)["loss"].item() - 0.8578990822912747) < 1e-10
+
+
+@pytest.mark.parametrize("preset", ["laginr-mnist-small", "ipc-mnist-small"])
+def test_from_inr_works_as_the_docstring_shows_without_the_latent_shape(preset):
+    """``LatentDiffusion.from_inr(trained_inr, LatentDiffusionConfig(num_classes=10, ...))`` with neither
+    num_tokens nor token_dim: the shape comes from the INR (its latent_shape, or its encoder and latent
+    map)."""
+    from inrgen import coords as C
+    from inrgen.configs import get_preset
+    from inrgen.models import build_model
+
+    p = get_preset(preset)
+    torch.manual_seed(0)
+    trained_inr = build_model(p.model, p.model_config).eval()
+    cfg = LatentDiffusionConfig(num_classes=10, width=32, depth=1, heads=2, num_sampling_steps=4,
+                                latent_stats_items=8, ema_decay=0.0)  # fmt: skip
+    assert (cfg.num_tokens, cfg.token_dim) == (0, 0)
+    model = LatentDiffusion.from_inr(trained_inr, cfg)
+    images = torch.rand(3, 1, 28, 28)
+    z_inr = trained_inr.encode(inrgen.PointSet.from_image(images))
+    assert model.latent_shape == tuple(z_inr.shape[1:]) == (16, z_inr.shape[-1])
+    torch.testing.assert_close(model.encode(inrgen.PointSet.from_image(images)), z_inr)
+    z = model.sample_latent(4, labels=torch.arange(4) % 10, guidance_scale=2.5, num_steps=3)
+    assert z.shape == (4, *model.latent_shape)
+    coords = C.grid((28, 28)).unsqueeze(0).expand(4, -1, -1)
+    out = model.decode(z, coords).mean
+    assert out.shape == (4, 784, 1) and torch.isfinite(out).all()

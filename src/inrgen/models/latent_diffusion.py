@@ -94,6 +94,7 @@ __all__ = [
     "LatentDenoiser",
     "AdaLNBlock",
     "LatentStandardizer",
+    "inr_latent_shape",
     "timestep_embedding",
     "classifier_free_guidance",
     "make_scheduler",
@@ -103,6 +104,24 @@ __all__ = [
 PREDICTION_TYPES = ("sample", "epsilon", "v_prediction")
 SAMPLERS = ("ddim", "ddpm")
 LATENT_NORMS = ("token", "channel", "none")
+
+
+def inr_latent_shape(inr: INRModel) -> tuple[int, int] | None:
+    """``(R, D)`` of an INR's token latents: its ``latent_shape``, or, for the models on the shared
+    Transformer encoder (IPC, the locality-aware INR: ``Z = to_latent(R encoder outputs)``), R from
+    ``config.encoder.num_latents`` and D from ``to_latent``'s output width; None when neither is known."""
+    shape = getattr(inr, "latent_shape", None)
+    if shape is not None:
+        return int(shape[0]), int(shape[1])
+    enc = getattr(getattr(inr, "config", None), "encoder", None)
+    to_latent = getattr(inr, "to_latent", None)
+    r, width = getattr(enc, "num_latents", None), getattr(enc, "width", None)
+    if not (r and width and isinstance(to_latent, nn.Module)):
+        return None
+    p = next(to_latent.parameters(), None)
+    with torch.no_grad():
+        d = to_latent(torch.zeros(1, 1, width, dtype=p.dtype if p is not None else None)).shape[-1]
+    return int(r), int(d)
 
 
 @dataclass
@@ -579,7 +598,7 @@ class LatentDiffusion(INRModel):
 
     @staticmethod
     def _latent_shape(config: LatentDiffusionConfig, inr: INRModel) -> tuple[int, int]:
-        shape = getattr(inr, "latent_shape", None)
+        shape = inr_latent_shape(inr)
         r = config.num_tokens or (shape[0] if shape is not None else 0)
         d = config.token_dim or (shape[1] if shape is not None else 0)
         if not r or not d:

@@ -351,6 +351,11 @@ class LocalityAwareINR(INRModel):
         width = config.encoder.width
         self.to_latent = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, config.dim))
 
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """``(R, d)``: the shape of one item's latent tokens (what latent diffusion models)."""
+        return self.config.encoder.num_latents, self.config.dim
+
     def encode(self, points: PointSet) -> Tensor:
         """Latent tokens ``Z = Linear(LN(encoder(points)))``: ``(b, R, d)``. For light fields pass the
         support views (``PointSetPair.context``)."""
