@@ -79,8 +79,9 @@ def test_zero_steps_returns_the_predicted_inr_and_coords_can_differ():
     ps = PointSet.from_image(images())
     fine = torch.rand(2, 40, 2, dtype=torch.float64) * 2 - 1
     field = refine(model, ps, mode="all", steps=0, coords=fine)
+    # item by item vs the whole batch: equal up to float64 rounding of differently blocked products
     torch.testing.assert_close(
-        field.prediction.mean, model.decode(model.encode(ps), fine).mean, rtol=0, atol=0
+        field.prediction.mean, model.decode(model.encode(ps), fine).mean, rtol=1e-12, atol=1e-14
     )
     assert field.losses.shape == (1, 2)
 
@@ -108,3 +109,56 @@ def test_bad_arguments_raise():
         refine(model, ps, lr=0.0)
     with pytest.raises(ValueError, match="1-channel"):
         refine(model, PointSet.from_image(torch.rand(1, 3, 12, 12)))
+
+
+# ------------------------------------------------------------------ Fig. 7's baseline: per-sample FFNet
+
+
+def test_ffnet_batch_fit_equals_fitting_every_item_alone():
+    """Each item of a batched fit follows exactly its own Adam trajectory from its own initial weights."""
+    from inrgen.nn.hypernet import mlp
+    from inrgen.tto import fit_ffnet
+
+    ps = PointSet.from_image(images(b=3))
+    kw = dict(steps=6, lr=1e-2, hidden=16, depth=2, num_features=8, sigma=2.0)
+    batch = fit_ffnet(ps, **kw)
+    init = fit_ffnet(ps, **{**kw, "steps": 0}).params
+    for b in range(3):
+        one = ps[b]
+        theta = {k: v[b : b + 1].clone().requires_grad_() for k, v in init.items()}
+        opt = torch.optim.Adam(theta.values(), lr=1e-2)
+        for step in range(7):
+            mse = mse_per_item(torch.sigmoid(mlp(batch.features(one.coords), theta, 0.0)), one.values)
+            torch.testing.assert_close(mse[0], batch.losses[step, b], rtol=1e-10, atol=1e-14)
+            if step == 6:
+                break
+            grads = torch.autograd.grad(mse.sum(), list(theta.values()))
+            for p, g in zip(theta.values(), grads):
+                p.grad = g
+            opt.step()
+        for k, v in theta.items():
+            torch.testing.assert_close(v.detach(), batch.params[k][b : b + 1], rtol=1e-9, atol=1e-12)
+
+
+def test_ffnet_fits_an_image_from_random_init_and_stops_at_a_cpu_budget():
+    from inrgen.tto import fit_ffnet
+
+    ps = PointSet.from_image(images(b=2))
+    fit = fit_ffnet(ps, steps=150, lr=3e-3, hidden=64, depth=2, num_features=64, sigma=3.0)
+    assert (fit.losses[-1] < 0.2 * fit.losses[0]).all()
+    torch.testing.assert_close(mse_per_item(fit.prediction, ps.values), fit.losses[-1])
+    torch.testing.assert_close(fit.decode(ps.coords, chunk_size=50), fit.prediction)
+    assert fit.seconds.shape == (151,) and (fit.seconds[1:] >= fit.seconds[:-1]).all()
+    short = fit_ffnet(ps, steps=10_000, hidden=16, depth=1, num_features=8, max_seconds=0.05)
+    assert len(short.losses) < 10_001 and short.seconds[-2] < 0.05 <= short.seconds[-1] + 1e-9
+
+
+@pytest.mark.parametrize("mode", ["latent", "all"])
+def test_refine_records_cpu_seconds_and_stops_at_a_budget(mode):
+    model = tiny_laginr(torch.float64)
+    ps = PointSet.from_image(images())
+    field = refine(model, ps, mode=mode, steps=5, lr=1e-2)
+    assert field.seconds.shape == field.losses.shape == (6, 2)
+    assert (field.seconds[1:] >= field.seconds[:-1]).all() and (field.seconds >= 0).all()
+    short = refine(model, ps, mode=mode, steps=100_000, lr=1e-3, max_seconds=0.05)
+    assert len(short.losses) < 100_001
