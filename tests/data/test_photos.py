@@ -154,3 +154,13 @@ def test_listed_by_inrgen_datasets_and_selectable_through_preset_overrides():
     )
     ds = build_split(p.data, "test")
     assert len(ds) == 6 and ds.arrays([0]).shape == (1, 3, 28, 28)
+    # a paper preset keeps its size (178) and needs its folder replaced by scikit-image's copy
+    celeba = get_preset("laginr-celeba178")
+    with pytest.raises(DataSourceError, match=r"unknown option|data\.root=null"):
+        build_split(apply_overrides(celeba, ["data.source=photos"]).data, "test")
+    with pytest.raises(DataSourceError, match=r"data\.root=null"):
+        build_split(apply_overrides(celeba, ["data.source=photos", "data.options={size: 178}"]).data, "test")
+    p = apply_overrides(
+        celeba, ["data.source=photos", "data.root=null", "data.options={size: 178, n_test: 2}"]
+    )
+    assert build_split(p.data, "test").arrays([1]).shape == (1, 3, 178, 178)

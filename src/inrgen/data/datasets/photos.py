@@ -120,6 +120,7 @@ def check_files(root: str | os.PathLike | None) -> Path:
         raise DataSourceError(
             f"photos: expected scikit-image's photographs {', '.join(missing)} in {folder}, but "
             f"{describe_found(folder)}"
+            + ("" if root is None else " (root=None, data.root=null, reads scikit-image's own copy)")
         )
     return folder
 
@@ -204,7 +205,14 @@ class PhotoCropsDataset(GridDataset):
         min_std: float = 0.05,
         min_grad: float = 0.02,
         mode: str = "RGB",
+        **unknown: Any,
     ) -> None:
+        if unknown:  # typically the options of a preset's previous source, after data.source=photos
+            raise DataSourceError(
+                f"photos: unknown option(s) {', '.join(sorted(unknown))}; it takes size, n_train, n_test, "
+                "seed, min_std, min_grad and mode (replace a preset's options with e.g. "
+                "data.options={size: 64})"
+            )
         if split not in ("train", "val", "test", "all"):
             raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
         if mode not in ("RGB", "L"):
