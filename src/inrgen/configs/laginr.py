@@ -41,6 +41,7 @@ train in minutes on 2 cores and are what the tests and ``benchmarks/bench_laginr
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from inrgen.configs.base import DataConfig, Preset, TrainConfig, get_preset, register_preset
 from inrgen.configs.ipc import epochs_to_steps, image_data, nvs_data
@@ -282,9 +283,9 @@ def table7_preset(name: str) -> Preset:
 def _register_ablations() -> None:
     for base in TABLE3_PSNR:
         for ablation in ABLATIONS:
-            register_preset(lambda base=base, ablation=ablation: table3_preset(base, ablation))
+            register_preset(functools.partial(table3_preset, base, ablation))
     for name in TABLE7:
-        register_preset(lambda name=name: table7_preset(name))
+        register_preset(functools.partial(table7_preset, name))
 
 
 _register_ablations()
