@@ -218,3 +218,38 @@ def test_released_code_encoder_parameter_count():
     weightnet = (256 * 16 + 16) + (16 * 16 + 16)
     expected = 3 * weightnet + (3 * 16 * 32 + 32) + 2 * (32 * 16 * 32 + 32) + (25 * 32 * 16 * 2 + 32)
     assert sum(p.numel() for p in enc.parameters()) == expected == 73_184  # "73k" in the notes
+
+
+def _grid_encoder(**kw):
+    torch.manual_seed(0)
+    return PointConvEncoder(1, 2, 4, centroids=(64, 16, 9), neighbors=(9, 9, 4), out_channels=(6, 6, 5),
+                            last_centroids="grid", **kw).double()  # fmt: skip
+
+
+def test_grid_last_centroids_are_fixed_whatever_the_mask():
+    enc = _grid_encoder()
+    ps = PointSet.from_image(torch.rand(2, 1, 16, 16, dtype=torch.float64))
+    expected = torch.tensor([[-2 / 3, -2 / 3], [-2 / 3, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    for keep in (torch.ones(256, dtype=torch.bool), torch.arange(256) % 16 < 8, torch.rand(256) > 0.6):
+        plan = enc.plan(enc.positions(ps.coords[:1, keep]), None)
+        last = plan[-1]
+        assert last.centroid_pos is not None and last.centroid_pos.shape == (1, 9, 2)
+        torch.testing.assert_close(last.centroid_pos[0, [0, 1, 4]], expected)  # a 3x3 grid of cell centres
+        # each slot's neighbours are the previous stage's centroids nearest to that fixed position
+        prev_pos = enc.positions(ps.coords[:1, keep])[0]
+        for nb in plan[:-1]:  # the centroids of the stages before the last, chained
+            prev_pos = prev_pos[nb.centroid_idx[0]]
+        d = torch.cdist(last.centroid_pos[0], prev_pos)
+        torch.testing.assert_close(d.gather(1, last.nbr_idx[0]), d.sort(1).values[:, :4])
+
+
+def test_grid_last_centroids_shared_equals_per_item_and_trains():
+    enc = _grid_encoder()
+    ps = PointSet.from_image(torch.rand(3, 1, 16, 16, dtype=torch.float64))
+    q1, q2 = enc(ps), enc(ps, shared=False)
+    torch.testing.assert_close(q1.mean, q2.mean)
+    q1.mean.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc.parameters())
+    with pytest.raises(ValueError, match="r\\^2 centroids"):
+        PointConvEncoder(1, 2, 4, centroids=(64, 16, 10), neighbors=(9, 9, 4), out_channels=(6, 6, 5),
+                         last_centroids="grid")  # fmt: skip

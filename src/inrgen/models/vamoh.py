@@ -97,6 +97,7 @@ class PointConvConfig:
     encoder_input: str = "raw"  # "raw": positions are x (paper, GASP) | "fourier": gamma(x) (released code)
     weightnet_activation: str = "leaky_relu"  # "leaky_relu" (GASP) | "identity" (released code: linear)
     negative_slope: float = 0.2  # LeakyReLU slope after each PointConv layer (and in the weight net)
+    last_centroids: str = "fps"  # last stage's centroids: "fps" (paper) | "grid" (fixed r^d grid; masks)
 
 
 @dataclass
@@ -124,6 +125,8 @@ class VaMoHConfig:
     flow_trainable_base: bool = True  # learnable mean / log-scale of the flow's Gaussian base (code)
     warmup_steps: int = 1000  # steps with the N(0, I) prior before the flow prior (Algorithm 1)
     uniform_cat_prior_steps: int = 0  # steps with a uniform, frozen p(c) (released code; 0: off)
+    posterior_warmup_steps: int = 0  # steps with q(c | .) = p(c | x, z), no pi~ (not in the paper; 0: off)
+    kl_z_warmup_steps: int = 0  # KL annealing: beta_z ramps 0 -> 1 over these steps (not in the paper; 0: off)
     kl_z_estimator: str = "mc"  # "mc": reparameterised MC KL (paper) | "official": released code's
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
@@ -131,6 +134,7 @@ class VaMoHConfig:
     # | "prior": as "all", with q(c_d) = p(c_d | x_d, z) on the points the encoder did not see
     dropout_min_points: int | None = None  # dropout keeps >= this many points (None: 1st layer's centroids)
     dropout_regions: float = 0.0  # chance a batch hides a random region instead (grids; not in the paper)
+    dropout_start_steps: int = 0  # no dropout before this step (a curriculum; not in the paper; 0: off)
     train_max_points: int | None = None  # keep this many random points per batch (voxels); encode() too
 
 
@@ -232,8 +236,11 @@ class VaMoH(INRModel):
             raise ValueError(f"VaMoHConfig.dropout_min_points must be >= 1, got {cfg.dropout_min_points}")
         if not 0.0 <= cfg.point_dropout < 1.0:
             raise ValueError(f"VaMoHConfig.point_dropout (alpha) must be in [0, 1), got {cfg.point_dropout}")
-        if cfg.warmup_steps < 0 or cfg.uniform_cat_prior_steps < 0:
-            raise ValueError("warmup_steps and uniform_cat_prior_steps must be >= 0")
+        warmups = (cfg.warmup_steps, cfg.uniform_cat_prior_steps, cfg.posterior_warmup_steps,
+                   cfg.kl_z_warmup_steps, cfg.dropout_start_steps)  # fmt: skip
+        if min(warmups) < 0:
+            raise ValueError("the warm-up step counts (warmup_steps, uniform_cat_prior_steps, "
+                             "posterior_warmup_steps, kl_z_warmup_steps, dropout_start_steps) must be >= 0")
         C, K, dz = cfg.out_channels, cfg.num_components, cfg.dim_z
 
         self.gamma = GaussianFourierFeatures(
@@ -256,6 +263,7 @@ class VaMoH(INRModel):
             negative_slope=enc.negative_slope,
             position_encoding=self.gamma if fourier else None,
             position_dim=feat_dim if fourier else None,
+            last_centroids=enc.last_centroids,
         )
         self.likelihood = build_likelihood(cfg.likelihood, C, **cfg.likelihood_options)
         self.inr_shapes = param_shapes(feat_dim, cfg.inr_hidden, self.likelihood.num_outputs)
@@ -481,10 +489,13 @@ class VaMoH(INRModel):
         post = log_post.exp()
         klc_d = categorical_kl(log_post, log_prior)  # KL(Cat(pi~_d) || Cat(pi_d)), closed form
         unseen = None
-        if context is not None and self.config.dropout_target == "prior":
+        if step < self.config.posterior_warmup_steps:  # q(c_d) = p(c_d | x_d, z) everywhere: KL_c = 0
+            unseen = torch.ones_like(klc_d, dtype=torch.bool)
+        elif context is not None and self.config.dropout_target == "prior":
             # q(c_d) = p(c_d | x_d, z) on the points the encoder did not see: KL_c = 0 there
             unseen = points.observed & ~context.observed
             unseen = unseen[:, keep] if weight is None else unseen
+        if unseen is not None:
             post = torch.where(unseen.unsqueeze(-1), log_prior.exp(), post)
             klc_d = klc_d.masked_fill(unseen, 0.0)
         recon_d = (post * log_pk).sum(-1)  # sum_k pi~_dk log p_k(y_d)
@@ -505,6 +516,11 @@ class VaMoH(INRModel):
             "psnr": p,
         }
 
+    def kl_z_weight(self, step: int) -> float:
+        """``beta_z`` at ``step``: a linear ramp from 0 to 1 over ``kl_z_warmup_steps`` (1 when off)."""
+        n = self.config.kl_z_warmup_steps
+        return 1.0 if n <= 0 else min(1.0, float(step) / n)
+
     @property
     def dropout_floor(self) -> int:
         """Points every dropout mask keeps: ``dropout_min_points``, by default the first PointConv layer's
@@ -513,10 +529,12 @@ class VaMoH(INRModel):
         m = self.config.dropout_min_points
         return int(m) if m is not None else int(self.encoder.stages[0][1])
 
-    def _dropout(self, points: PointSet) -> PointSet | None:
+    def _dropout(self, points: PointSet, step: int = 0) -> PointSet | None:
         """The encoder's view of a training batch: point dropout (Sec. 3.3), or with probability
         ``dropout_regions`` a random hidden region shared by the batch; None when both are off."""
         cfg = self.config
+        if step < cfg.dropout_start_steps:
+            return None
         use_regions = cfg.dropout_regions > 0 and points.grid_shape is not None and points.shares_coords()
         if use_regions and float(torch.rand(())) < cfg.dropout_regions:
             keep = region_dropout_mask(points.grid_shape, self.dropout_floor, device=points.device)
@@ -543,15 +561,19 @@ class VaMoH(INRModel):
         else:
             self.trained_steps.fill_(max(int(self.trained_steps), step))
             points = self._limit_points(batch)
-            context = self._dropout(points)
+            context = self._dropout(points, step)
             if context is not None:
                 if self.config.dropout_target == "kept":
                     points, context = context, None
         t = self.elbo(points, step, context=context)
         n_values = points.observed.sum() * self.out_channels
         seen = (points if context is None else context).observed.sum().float()
+        objective = t["elbo"]
+        beta = self.kl_z_weight(step) if self.training else 1.0
+        if beta != 1.0:  # KL annealing: -(recon - beta KL_z - KL_c); the reported elbo stays the ELBO
+            objective = t["recon"] - beta * t["kl_z"] - t["kl_c"]
         return {
-            "loss": -t["elbo"].sum() / n_values,
+            "loss": -objective.sum() / n_values,
             "elbo": t["elbo"].mean().detach(),
             "recon": t["recon"].mean().detach(),
             "kl_z": t["kl_z"].mean().detach(),

@@ -185,13 +185,15 @@ class Neighbourhood:
     centroid_ok  (g, s)    False for padding centroids (items with fewer points than ``s``)
     nbr_idx      (g, s, k) indices into the stage's input points
     nbr_ok       (g, s, k) False for padding neighbours
-    ``g`` is 1 when the batch shares its coordinates, else the batch size.
+    ``g`` is 1 when the batch shares its coordinates, else the batch size. With ``centroid_pos`` the
+    centroids are those fixed positions instead (``centroid_idx`` is then unused).
     """
 
     centroid_idx: Tensor
     centroid_ok: Tensor
     nbr_idx: Tensor
     nbr_ok: Tensor
+    centroid_pos: Tensor | None = None  # (1, s, d) fixed query positions (last_centroids="grid")
 
 
 class ChannelLastBatchNorm(nn.BatchNorm1d):
@@ -296,8 +298,11 @@ class PointConvEncoder(nn.Module):
         position_dim: int | None = None,
         log_var_clamp: float = 70.0,
         max_sigma: float = 10.0,
+        last_centroids: str = "fps",
     ) -> None:
         super().__init__()
+        if last_centroids not in ("fps", "grid"):
+            raise ValueError(f"last_centroids must be 'fps' (paper) or 'grid', got {last_centroids!r}")
         L = len(centroids)
         if L == 0 or len(neighbors) != L or len(out_channels) != L:
             raise ValueError(
@@ -343,6 +348,17 @@ class PointConvEncoder(nn.Module):
             )
         self.min_points = counts[-1]  # every item needs at least this many observed points
         self.final_centroids = counts[-1]
+        self.last_centroids = last_centroids
+        if last_centroids == "grid":
+            side = round(counts[-1] ** (1.0 / coord_dim))
+            if side**coord_dim != counts[-1]:
+                raise ValueError(
+                    f"last_centroids='grid' needs a last stage of r^{coord_dim} centroids (a regular grid), got "
+                    f"{counts[-1]}"
+                )
+            from inrgen.coords import grid as _grid  # pixel centres in [-1, 1], ij order
+
+            self.register_buffer("grid_centroids", _grid((side,) * coord_dim).unsqueeze(0), persistent=False)
         self.head = nn.Linear(self.final_centroids * c_in, 2 * dim_z)
         self._cache: tuple[Tensor, list[Neighbourhood]] | None = None
         self._warned_shrink = False
@@ -356,7 +372,16 @@ class PointConvEncoder(nn.Module):
         """Centroids and neighbourhoods of every stage for points ``(g, n, d)`` (mask ``(g, n)`` or None)."""
         out = []
         pos, ok = positions, mask
-        for _, s, k in self.stages:
+        last = len(self.stages) - 1
+        for i, (_, s, k) in enumerate(self.stages):
+            if i == last and self.last_centroids == "grid":
+                # fixed positions: slot j of the flattened features is always the same place
+                cpos = self.positions(self.grid_centroids.to(positions.dtype)).detach()
+                n_idx, n_ok = knn(cpos, pos, k, ok)
+                g = n_idx.shape[0]
+                c_idx = torch.zeros(g, s, dtype=torch.long, device=pos.device)
+                out.append(Neighbourhood(c_idx, torch.ones_like(c_idx, dtype=torch.bool), n_idx, n_ok, cpos))
+                break
             # fewer points than centroids: all points, the rest padding (the count shrinks)
             c_idx, c_ok = farthest_point_sample(pos, s, ok)
             cpos = gather_points(pos, c_idx)
@@ -379,9 +404,10 @@ class PointConvEncoder(nn.Module):
         for nb in plan:
             s = int(nb.centroid_ok.sum())
             k = int(nb.nbr_ok[0, 0].sum())
+            cp = None if nb.centroid_pos is None else nb.centroid_pos[:, :s]
             compact.append(
                 Neighbourhood(
-                    nb.centroid_idx[:, :s], nb.centroid_ok[:, :s], nb.nbr_idx[:, :s, :k], nb.nbr_ok[:, :s, :k]
+                    nb.centroid_idx[:, :s], nb.centroid_ok[:, :s], nb.nbr_idx[:, :s, :k], nb.nbr_ok[:, :s, :k], cp
                 )
             )
         self._cache = (coords.detach().clone(), compact)
@@ -435,7 +461,10 @@ class PointConvEncoder(nn.Module):
     def _run(self, feats: Tensor, pos: Tensor, plan: list[Neighbourhood]) -> Tensor:
         conv_i = 0
         for (kind, _, _), nb in zip(self.stages, plan):
-            cpos = gather_points(pos, nb.centroid_idx)  # (g, s, d)
+            if nb.centroid_pos is not None:  # fixed centroids; positions carry gradients like gather's
+                cpos = self.positions(self.grid_centroids.to(pos.dtype))
+            else:
+                cpos = gather_points(pos, nb.centroid_idx)  # (g, s, d)
             nbr_f = gather_points(feats, nb.nbr_idx)  # (b, s, k, c)
             if kind == "conv":
                 offsets = gather_points(pos, nb.nbr_idx) - cpos.unsqueeze(2)  # (g, s, k, d)
