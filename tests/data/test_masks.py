@@ -123,7 +123,7 @@ def test_half_default_is_vamoh_left_half_and_vamoh_box():
 
 def test_random_keep_and_subsample():
     g = torch.Generator().manual_seed(3)
-    m = M.parse_mask("random:25", (10, 10), generator=g)
+    m = M.parse_mask("random:0.25", (10, 10), generator=g)
     assert int(m.sum()) == 25
     idx = M.random_subsample(3, 50, ratio=0.1, generator=g)
     assert idx.shape == (3, 5)
@@ -150,7 +150,7 @@ def test_random_keep_and_subsample():
         ("box:a,b,c,d", "integers"),
         ("outpaint", "needs a box"),
         ("half:middle", "keep must be one of"),
-        ("random:0", r"\(0, 100\]"),
+        ("random:0", r"fraction must be in \(0, 1\]"),
         ("ellipse:3", "unknown mask"),
         ("", "empty mask"),
     ],
@@ -185,3 +185,46 @@ def test_region_dropout_mask_kinds_and_floor():
     a = M.region_dropout_mask((9, 9), generator=torch.Generator().manual_seed(3))
     b = M.region_dropout_mask((9, 9), generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "spec, kept",
+    [
+        ("random:0.25", 25),
+        ("random:1", 100),
+        ("random:25%", 25),
+        ("random: 0.9 ", 90),
+        ("random:100%", 100),
+        ("random:0.5%", 1),
+    ],
+)
+def test_random_mask_is_a_fraction_or_an_explicit_percentage(spec, kept):
+    m = M.parse_mask(spec, (10, 10), generator=torch.Generator().manual_seed(0))
+    assert m.shape == (100,) and m.dtype == torch.bool and int(m.sum()) == kept
+
+
+def test_random_mask_0_9_keeps_ninety_percent_not_one():
+    # issue 12: random:0.9 used to mean 0.9 percent (7 of 784 pixels)
+    assert int(M.parse_mask("random:0.9", (28, 28)).sum()) == round(0.9 * 784)
+
+
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("random:25", r"not a percentage; use random:0\.25 or random:25%"),
+        ("random:150", r"fraction must be in \(0, 1\]"),
+        ("random:150%", r"percentage must be in \(0, 100\]"),
+        ("random:0%", r"percentage must be in \(0, 100\]"),
+        ("random:-0.5", r"fraction must be in \(0, 1\]"),
+        ("random:nan", r"fraction must be in \(0, 1\]"),
+        ("random:", "kept fraction of the points, e.g. random:0.25"),
+        ("random:half", "kept fraction of the points, e.g. random:0.25"),
+    ],
+)
+def test_random_mask_refuses_percentages_without_percent_sign(spec, msg):
+    with pytest.raises(ValueError, match=msg):
+        M.parse_mask(spec, (10, 10))
+
+
+def test_mask_specs_help_says_fraction():
+    assert "random:F" in M.MASK_SPECS and "(0, 1]" in M.MASK_SPECS and "random:25%" in M.MASK_SPECS

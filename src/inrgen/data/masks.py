@@ -59,7 +59,8 @@ __all__ = [
 
 MASK_SPECS = (
     "box | box:x,y,w,h (hide a box; volumes: box:x,y,z,w,h,d) | outpaint:x,y,w,h (keep only a box) | "
-    "half | half:left|right|top|bottom (the half that stays observed) | random:P (keep P% of the points)"
+    "half | half:left|right|top|bottom (the half that stays observed) | "
+    "random:F (keep the fraction F in (0, 1] of the points, e.g. random:0.25; random:25% for a percentage)"
 )
 
 
@@ -288,6 +289,31 @@ def subsample(points, ratio: float | None = None, count: int | None = None, gene
     return points.gather(idx)
 
 
+def _kept_fraction(spec: str, body: str) -> float:
+    """The kept fraction of ``random:F`` (a fraction in (0, 1]) or ``random:P%`` (a percentage)."""
+    text = body.strip()
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text)
+    except ValueError:
+        raise ValueError(
+            f"mask {spec!r}: random needs the kept fraction of the points, e.g. random:0.25 "
+            "(or a percentage, random:25%)"
+        ) from None
+    if percent:
+        if not (0.0 < value <= 100.0):
+            raise ValueError(f"mask {spec!r}: the percentage must be in (0, 100], got {value:g}%")
+        return value / 100.0
+    if value > 1.0 and value <= 100.0:
+        raise ValueError(
+            f"mask {spec!r}: random takes the kept fraction in (0, 1], not a percentage; "
+            f"use random:{value / 100.0:g} or random:{value:g}%"
+        )
+    if not (0.0 < value <= 1.0):
+        raise ValueError(f"mask {spec!r}: the kept fraction must be in (0, 1], got {value:g}")
+    return value
+
+
 def _ints(spec: str, body: str, n: int, what: str) -> list[int]:
     parts = [p.strip() for p in body.split(",")]
     try:
@@ -308,7 +334,9 @@ def parse_mask(spec: str, grid_shape: Sequence[int], generator: torch.Generator 
     - ``outpaint:x,y,w,h`` - keep only that box (volumes as above);
     - ``half`` / ``half:left|right|top|bottom`` - keep only the named half (``half`` = ``half:left``,
       i.e. the right half is hidden, as in the VaMoH code);
-    - ``random:P`` - keep ``P`` percent of the points, chosen at random (``0 < P <= 100``).
+    - ``random:F`` - keep the fraction ``F`` of the points (``0 < F <= 1``), chosen at random;
+      ``random:P%`` keeps ``P`` percent (``0 < P <= 100``). A bare number above 1 is refused (it
+      used to mean a percentage), with the fraction and the ``%`` spelling to use instead.
     """
     shape = _shape(grid_shape)
     if not isinstance(spec, str) or not spec.strip():
@@ -338,12 +366,5 @@ def parse_mask(spec: str, grid_shape: Sequence[int], generator: torch.Generator 
     if kind == "half":
         return half_mask(shape, body.strip().lower() or "left")
     if kind == "random":
-        try:
-            pct = float(body)
-        except ValueError:
-            raise ValueError(f"mask {spec!r}: random needs a percentage, e.g. random:25") from None
-        if not (0.0 < pct <= 100.0):
-            raise ValueError(f"mask {spec!r}: the percentage must be in (0, 100], got {pct}")
-        n = math.prod(shape)
-        return random_keep_mask(n, pct / 100.0, generator)
+        return random_keep_mask(math.prod(shape), _kept_fraction(spec, body), generator)
     raise ValueError(f"unknown mask {spec!r}; expected one of: {MASK_SPECS}")
