@@ -9,6 +9,11 @@
 | segment        | mixture weights of the decoder (entropy, argmax)         |
 | novel_view     | ``decode(encode(support views), rays of a new camera)``  |
 
+Inputs are checked first (:func:`check_values`): values must be floating point, and image-like sets
+(``kind`` "grid" or "rays") must hold values in [0, 1], so 8-bit pixels fail with what to do rather
+than decoding garbage. :func:`as_image` turns any prediction on a grid into images in one call:
+``as_image(*superresolve(model, points, factor=4))``.
+
 Every decode goes through :func:`decode_chunked`, so any resolution fits in memory: ``chunk_size``
 query points are decoded at a time (None: all at once) and the pieces concatenated. The result equals
 an unchunked decode (the models decode points independently given the latent).
@@ -34,7 +39,64 @@ __all__ = [
     "generate",
     "segment",
     "novel_view",
+    "as_image",
+    "check_values",
 ]
+
+
+def check_values(points: PointSet) -> None:
+    """Raise a clear error for values no model was trained on: integer dtypes (e.g. ``uint8`` 0-255
+    pixels put into a PointSet by hand) and, for images and views (``kind`` "grid" / "rays"), observed
+    values outside [0, 1]. ``PointSet.from_image`` converts ``uint8`` and takes ``value_range``."""
+    if not isinstance(points, PointSet):
+        raise TypeError(f"expected an inrgen.PointSet, got {type(points).__name__} (see PointSet.from_image)")
+    v = points.values
+    if not torch.is_floating_point(v):
+        raise TypeError(
+            f"points.values are {v.dtype}; models read floats in [0, 1]: build the set with "
+            "PointSet.from_image (it converts uint8 0-255 pixels, and takes value_range=(lo, hi) for others) "
+            "or pass values.float() / 255"
+        )
+    if points.kind not in ("grid", "rays"):
+        return
+    seen = v[points.observed]
+    seen = seen[torch.isfinite(seen)]
+    if seen.numel() == 0:
+        return
+    lo, hi = float(seen.min()), float(seen.max())
+    if lo < -1e-2 or hi > 1 + 1e-2:
+        raise ValueError(
+            f"points.values span [{lo:.4g}, {hi:.4g}] but image values are in [0, 1]; for 8-bit pixels use "
+            "PointSet.from_image(uint8 image) or value_range=(0, 255), for [-1, 1] value_range=(-1, 1)"
+        )
+
+
+def as_image(pred: Prediction | Tensor, shape: Sequence[int], clamp: bool = True) -> Tensor:
+    """Images ``(B, C, *shape)`` from a prediction on a row-major grid of ``shape``.
+
+    ``pred`` is a :class:`Prediction` (its ``.mean`` is used) or values ``(B, N, C)``; ``clamp`` clips
+    to [0, 1] (what an image file can hold). One call after any task on a grid:
+
+        >>> img = as_image(*superresolve(model, points, factor=4))  # doctest: +SKIP
+        >>> img = as_image(reconstruct(model, points), points.grid_shape)  # doctest: +SKIP
+
+    Save with ``inrgen.viz.save_image_grid(img, "out.png", padding=0)``.
+    """
+    values = pred.mean if isinstance(pred, Prediction) else pred
+    if not isinstance(values, Tensor) or values.dim() != 3:
+        raise ValueError(
+            f"as_image needs a Prediction or values (B, N, C), got {getattr(values, 'shape', type(values))}"
+        )
+    shape = tuple(int(s) for s in shape)
+    n = 1
+    for s in shape:
+        n *= s
+    if values.shape[1] != n:
+        raise ValueError(
+            f"{values.shape[1]} predicted points do not fill a grid of shape {shape} ({n} cells)"
+        )
+    img = as_grid(values.detach(), shape)
+    return img.clamp(0.0, 1.0) if clamp else img
 
 
 def _check_chunk(chunk_size: int | None) -> None:
@@ -74,6 +136,7 @@ def decode_chunked(
 @torch.no_grad()
 def reconstruct(model: INRModel, points: PointSet, chunk_size: int | None = None) -> Prediction:
     """Decode every point of ``points`` from the latent of its observed points."""
+    check_values(points)
     latent = model.encode(points)
     return decode_chunked(model, latent, points.coords, chunk_size)
 
@@ -93,10 +156,11 @@ def superresolve(
 ) -> tuple[Prediction, tuple[int, ...]]:
     """Decode on a grid ``factor`` times finer than the input's (any real factor > 0).
 
-    Returns the prediction on the new grid and its shape; ``pred.mean`` reshapes with
-    ``PointSet(coords, pred.mean, grid_shape=shape).to_grid()`` or :func:`as_grid`.
+    Returns the prediction on the new grid and its shape; ``as_image(pred, shape)`` (or
+    ``as_image(*superresolve(...))``) turns it into images ``(B, C, *shape)``.
     """
     shape, align = _grid_info(points)
+    check_values(points)
     latent = model.encode(points)
     xy, new_shape = C.superres_grid(shape, factor, align, dtype=points.coords.dtype, device=points.device)
     xy = xy.unsqueeze(0).expand(points.batch_size, -1, -1)
@@ -110,6 +174,7 @@ def complete(model: INRModel, points: PointSet, keep: Tensor, chunk_size: int | 
     In-painting (a box removed), half completion and out-painting (only a box kept) are this task with
     the masks of ``inrgen.data.masks``.
     """
+    check_values(points)
     context = points.with_mask(keep)
     latent = model.encode(context)
     return decode_chunked(model, latent, points.coords, chunk_size)
@@ -155,6 +220,7 @@ def segment(
     (VaMoH Eq. 11); otherwise the prior weights ``pi(x, z)``. Returns ``(labels (B, N), entropy (B, N),
     prediction)``.
     """
+    check_values(points)
     latent = model.encode(points)
     values = points.values if posterior else None
     pred = decode_chunked(model, latent, points.coords, chunk_size, values=values)
@@ -180,6 +246,7 @@ def novel_view(
     if c2w.dim() == 3:
         c2w = c2w.unsqueeze(1)
     b, q = c2w.shape[:2]
+    check_values(support)
     latent = model.encode(support)
     rays = C.ray_grid(c2w.double(), K.double(), height, width).reshape(b, q * height * width, 6)
     rays = rays.to(support.coords.dtype).to(support.device)

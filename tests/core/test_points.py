@@ -21,7 +21,9 @@ def test_image_round_trip_bit_exact_non_square():
 
 def test_uint8_image_and_volume_round_trip():
     img = torch.randint(0, 256, (1, 4, 4), dtype=torch.uint8)
-    assert torch.equal(PointSet.from_image(img).to_image(), img.unsqueeze(0))
+    # uint8 pixels are converted to [0, 1] (issue 12: never silently 0-255 values)
+    back = PointSet.from_image(img).to_image()
+    assert back.dtype == torch.float32 and torch.equal((back * 255).round().to(torch.uint8), img[None])
     vol = (torch.rand(2, 1, 3, 4, 5) > 0.5).float()
     ps = PointSet.from_volume(vol)
     assert ps.coords.shape == (2, 60, 3)

@@ -14,6 +14,14 @@ A batch of ``B`` functions, each observed at ``N`` points:
 Items of different sizes are batched with :meth:`PointSet.collate`, which pads and masks; nothing
 is ever truncated.
 
+Input values (:meth:`PointSet.from_image`, :meth:`from_views`, :meth:`from_volume`, :meth:`from_grid`)
+    Images and fields are in [0, 1]. A ``uint8`` image is converted (``x / 255``, float32); a ``bool``
+    array becomes 0/1; an integer volume holding only 0 and 1 is an occupancy grid and is kept as 0/1.
+    Any other range is named with ``value_range=(lo, hi)`` and rescaled, ``(x - lo) / (hi - lo)``
+    (``(0, 255)`` for 8-bit pixels stored as floats or int64, ``(-1, 1)`` for normalised images).
+    Images and volumes whose values leave [0, 1] after that raise, naming the range found and the
+    ``value_range`` to pass: never a silent 0-255 input that every model would decode as garbage.
+
 Example:
     >>> import torch
     >>> from inrgen import PointSet
@@ -22,6 +30,9 @@ Example:
     >>> ps.coords.shape, ps.values.shape, ps.grid_shape
     (torch.Size([2, 20, 2]), torch.Size([2, 20, 3]), (4, 5))
     >>> torch.equal(ps.to_image(), img)
+    True
+    >>> u8 = (img * 255).round().to(torch.uint8)  # 8-bit pixels are converted to [0, 1]
+    >>> bool(PointSet.from_image(u8).values.max() <= 1)
     True
 """
 
@@ -43,6 +54,57 @@ __all__ = ["PointSet", "PointSetPair", "collate", "PER_ITEM_META"]
 PER_ITEM_META = ("labels", "index", "c2w", "K", "factors")
 
 Kind = Literal["grid", "sphere", "rays", "points"]
+
+# how far outside [0, 1] image values may go before from_image refuses them (rounding, resampling)
+_UNIT_TOLERANCE = 1e-2
+
+
+def _rescale(array: Tensor, value_range: tuple[float, float] | None, what: str) -> Tensor:
+    """``array`` as floating point; ``value_range=(lo, hi)`` maps ``lo -> 0`` and ``hi -> 1``.
+
+    Without a range, bool becomes 0/1 and floats are kept; other integer dtypes raise (their scale is
+    unknown), naming the ``value_range`` to pass.
+    """
+    if value_range is not None:
+        try:
+            lo, hi = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"value_range must be a pair (lo, hi), e.g. (0, 255); got {value_range!r}"
+            ) from None
+        if not hi > lo:
+            raise ValueError(f"value_range (lo, hi) needs hi > lo, got {value_range!r}")
+        x = array if torch.is_floating_point(array) else array.to(torch.float32)
+        return (x - lo) / (hi - lo)
+    if torch.is_floating_point(array):
+        return array
+    if array.dtype == torch.bool:
+        return array.to(torch.float32)
+    raise TypeError(
+        f"{what} are {array.dtype}, whose scale inrgen cannot guess: pass value_range=(lo, hi), e.g. "
+        "value_range=(0, 255) for 8-bit pixels, or convert to floats in [0, 1] first"
+    )
+
+
+def _check_unit(values: Tensor, value_range: tuple[float, float] | None, what: str) -> None:
+    """Raise when the finite values lie outside [0, 1] (beyond rounding), saying what to pass."""
+    finite = values[torch.isfinite(values)]
+    if finite.numel() == 0:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= -_UNIT_TOLERANCE and hi <= 1.0 + _UNIT_TOLERANCE:
+        return
+    if value_range is not None:
+        raise ValueError(
+            f"{what} leave [0, 1] after value_range={tuple(value_range)} (they span [{lo:.4g}, {hi:.4g}]); "
+            "pass the range the data really has"
+        )
+    hint = "value_range=(0, 255) (8-bit pixels; a uint8 tensor is converted without it)"
+    if lo < 0:
+        hint = f"value_range=(-1, 1) for normalised images, or value_range=({lo:.4g}, {hi:.4g})"
+    elif hi > 255 + _UNIT_TOLERANCE:
+        hint = f"value_range=(0, {hi:.4g}) or the range of your data's format (e.g. (0, 65535) for 16 bit)"
+    raise ValueError(f"{what} must be in [0, 1] but span [{lo:.4g}, {hi:.4g}]; pass {hint}")
 
 
 @dataclass
@@ -201,9 +263,24 @@ class PointSet:
     # ---------------------------------------------------------------------------------- grids
     @classmethod
     def from_grid(
-        cls, array: Tensor, spatial_dims: int, align: C.Align = "center", kind: Kind = "grid"
+        cls,
+        array: Tensor,
+        spatial_dims: int,
+        align: C.Align = "center",
+        kind: Kind = "grid",
+        value_range: tuple[float, float] | None = None,
     ) -> PointSet:
-        """From a channels-first array ``(B, C, *spatial)`` or ``(C, *spatial)``."""
+        """From a channels-first array ``(B, C, *spatial)`` or ``(C, *spatial)``.
+
+        Floats are taken as they are; ``value_range=(lo, hi)`` rescales to [0, 1]; integer arrays other
+        than bool need it (see "Input values" in the module docstring).
+        """
+        if not isinstance(array, Tensor):
+            raise TypeError(
+                f"expected a torch.Tensor, got {type(array).__name__} "
+                "(use torch.from_numpy or torch.as_tensor)"
+            )
+        array = _rescale(array, value_range, "values")
         if array.dim() == spatial_dims + 1:
             array = array.unsqueeze(0)
         if array.dim() != spatial_dims + 2:
@@ -230,13 +307,30 @@ class PointSet:
         )
 
     @classmethod
-    def from_image(cls, image: Tensor, align: C.Align = "center") -> PointSet:
-        """From images ``(B, C, H, W)`` or ``(C, H, W)``; NaN pixels become unobserved."""
+    def from_image(
+        cls, image: Tensor, align: C.Align = "center", value_range: tuple[float, float] | None = None
+    ) -> PointSet:
+        """From images ``(B, C, H, W)`` or ``(C, H, W)`` in [0, 1]; NaN pixels become unobserved.
+
+        ``uint8`` images are converted (``x / 255``); other ranges need ``value_range=(lo, hi)``, e.g.
+        ``(0, 255)`` for 8-bit pixels stored as floats. Values outside [0, 1] raise, saying what to pass.
+        """
+        image = _image_values(image, value_range, "image values")
         return cls.from_grid(image, 2, align)
 
     @classmethod
-    def from_volume(cls, volume: Tensor, align: C.Align = "center") -> PointSet:
-        """From volumes ``(B, C, D, H, W)`` or ``(C, D, H, W)``."""
+    def from_volume(
+        cls, volume: Tensor, align: C.Align = "center", value_range: tuple[float, float] | None = None
+    ) -> PointSet:
+        """From volumes ``(B, C, D, H, W)`` or ``(C, D, H, W)`` in [0, 1] (occupancy: {0, 1}).
+
+        Integer or bool volumes holding only 0 and 1 are occupancy grids (kept as 0/1, float32); a
+        ``uint8`` volume with other values is converted as 8-bit intensities (``x / 255``).
+        """
+        if isinstance(volume, Tensor) and value_range is None and not torch.is_floating_point(volume):
+            if bool(((volume == 0) | (volume == 1)).all()):
+                volume = volume.to(torch.float32)
+        volume = _image_values(volume, value_range, "volume values")
         return cls.from_grid(volume, 3, align)
 
     def to_grid(self, values: Tensor | None = None, fill: float = 0.0) -> Tensor:
@@ -283,16 +377,23 @@ class PointSet:
     # ---------------------------------------------------------------------------------- views
     @classmethod
     def from_views(
-        cls, images: Tensor, c2w: Tensor, K: Tensor, convention: Literal["opengl", "opencv"] = "opengl"
+        cls,
+        images: Tensor,
+        c2w: Tensor,
+        K: Tensor,
+        convention: Literal["opengl", "opencv"] = "opengl",
+        value_range: tuple[float, float] | None = None,
     ) -> PointSet:
         """From views ``(B, V, C, H, W)`` with poses ``(B, V, 4, 4)`` and intrinsics ``(3, 3)`` or
-        ``(B, V, 3, 3)``: coords are the 6-D Plücker rays of every pixel, ``grid_shape = (V, H, W)``."""
+        ``(B, V, 3, 3)``: coords are the 6-D Plücker rays of every pixel, ``grid_shape = (V, H, W)``.
+        Pixels as in :meth:`from_image` (``uint8`` converted, other ranges via ``value_range``)."""
         if images.dim() == 4:
             images, c2w = images.unsqueeze(0), c2w.unsqueeze(0)
             if K.dim() == 3:
                 K = K.unsqueeze(0)
         if images.dim() != 5:
             raise ValueError(f"expected views (B, V, C, H, W), got {tuple(images.shape)}")
+        images = _image_values(images, value_range, "view pixels")
         b, v, ch, h, w = images.shape
         if c2w.shape[:2] != (b, v):
             raise ValueError(f"need one pose per view: images {(b, v)} vs poses {tuple(c2w.shape[:2])}")
@@ -345,6 +446,19 @@ class PointSet:
             vs.append(torch.nn.functional.pad(it.values, (0, 0, 0, pad)))
             ms.append(torch.nn.functional.pad(it.observed, (0, pad), value=False))
         return PointSet(torch.cat(cs), torch.cat(vs), torch.cat(ms), None, first.kind, _cat_meta(items))
+
+
+def _image_values(array: Tensor, value_range: tuple[float, float] | None, what: str) -> Tensor:
+    """Image-like values in [0, 1]: ``uint8`` divided by 255, ``value_range`` applied, range checked."""
+    if not isinstance(array, Tensor):
+        raise TypeError(
+            f"expected a torch.Tensor, got {type(array).__name__} (use torch.from_numpy or torch.as_tensor)"
+        )
+    if value_range is None and array.dtype == torch.uint8:
+        array = array.to(torch.float32) / 255.0
+    array = _rescale(array, value_range, what)
+    _check_unit(array, value_range, what)
+    return array
 
 
 def _slice_meta(meta: dict[str, Any], idx) -> dict[str, Any]:
