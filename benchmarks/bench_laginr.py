@@ -304,7 +304,17 @@ def fig7(model, images: torch.Tensor, budget_s: float, out_dir: Path | None = No
     }
     if out_dir is not None:
         _fig7_plot(out, Path(out_dir) / "bench_laginr_fig7.png")
+    for im in per_image:  # the stored curves: at most 200 points each (the plot used all)
+        for c in im["curves"].values():
+            c.update(_thin(c["seconds"], c["psnr"]))
     return out
+
+
+def _thin(seconds: list[float], psnr: list[float], n: int = 200) -> dict[str, list[float]]:
+    keep = sorted({round(k * (len(seconds) - 1) / (n - 1)) for k in range(n)}) if len(seconds) > n else None
+    if keep is None:
+        return {"seconds": seconds, "psnr": psnr}
+    return {"seconds": [seconds[k] for k in keep], "psnr": [psnr[k] for k in keep]}
 
 
 def _fig7_plot(r: dict[str, Any], path: Path) -> None:
@@ -568,7 +578,7 @@ def main() -> None:
         r = fig7(model, test.arrays(spread(len(test), 10)), 3.0, args.out)
         r["training"] = {"preset": "laginr-mnist-small", "budget_cpu_s": budget, **stats}
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench_laginr_fig7.json").write_text(json.dumps(r, indent=2))
+        (args.out / "bench_laginr_fig7.json").write_text(json.dumps(r))
         md = "\n".join(_fig7_markdown(r)) + "\n"
         md += (
             f"\nModel: `laginr-mnist-small` trained for {budget:.0f} CPU s ({stats['steps']} steps); "
