@@ -7,13 +7,20 @@ every file is complete, so a crash or kill during a write leaves the previous ch
 The one moment a folder is absent is between moving the previous checkpoint aside (to
 ``.<name>.old-<pid>``) and renaming the new one into place; a process killed exactly then leaves the
 previous checkpoint there, and :func:`recover_checkpoint` (called by every load and save) moves it back.
-Temporary folders of killed writes (``.<name>.tmp-*``) are removed by the next save.
+The leftovers of killed writes (``.<name>.tmp-<pid>-*``, and ``.<name>.old-<pid>`` of a process killed
+while removing it) are removed by the next save, never those of a process still running.
+
+A write that fails (a full disk, a read-only folder) raises :class:`CheckpointWriteError` naming the
+cause; the earlier checkpoint stays. Loading refuses weights that are NaN or infinite (a diverged run)
+and, in ``training_state.pt``, anything but tensors and plain Python values (no pickled objects run).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +35,8 @@ __all__ = [
     "recover_checkpoint",
     "resolve_folder",
     "CheckpointError",
+    "CheckpointWriteError",
+    "load_training_state",
 ]
 
 CONFIG = "config.json"
@@ -37,6 +46,31 @@ STATE = "training_state.pt"
 
 class CheckpointError(ValueError):
     """A checkpoint folder that is missing files or does not match its config."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint that could not be written (the earlier one is kept); the message names the cause."""
+
+
+def _write_failure(err: BaseException, where: Path) -> str:
+    """What made a write into ``where`` fail, in words (full disk, permissions, or the error itself)."""
+    text = str(err)
+    code = getattr(err, "errno", None)
+    full = code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "os error 28" in text
+    if not full and ("inline_container" in text or "PytorchStreamWriter" in text):
+        try:  # torch's own writer reports a full disk as a position mismatch
+            full = shutil.disk_usage(where).free < 64 * 2**20
+        except OSError:
+            pass
+    if full:
+        try:
+            free = f" ({shutil.disk_usage(where).free / 2**20:.0f} MB free)"
+        except OSError:
+            free = ""
+        return f"the disk is full: no space left on the device holding {where}{free}"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where} is not writable ({os.strerror(code)})"
+    return f"{type(err).__name__}: {text}"
 
 
 def save_checkpoint(
@@ -53,14 +87,18 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     from inrgen.configs.base import config_to_dict
+    from inrgen.training.outputs import fix_modes, remove_stale
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = _write_failure(err, folder.parent)
+        raise CheckpointWriteError(f"cannot write the checkpoint {folder}: {why}") from None
     if not os.access(folder.parent, os.W_OK):
         raise PermissionError(f"cannot write a checkpoint into {folder.parent}: the folder is not writable")
     recover_checkpoint(folder)
-    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed write
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale(folder.parent, folder.name, current=True)  # leftovers of killed writes
     cfg = {
         "model": getattr(model, "model_name", type(model).__name__),
         "model_config": config_to_dict(model.config),
@@ -68,16 +106,18 @@ def save_checkpoint(
     }
     if extra:
         cfg.update({k: v for k, v in extra.items() if k not in ("model", "model_config")})
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(_untie(state), str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2, sort_keys=True))
         if training_state is not None:
-            torch.save(training_state, tmp / STATE)
+            with open(tmp / STATE, "wb") as fh:  # a Python file: a full disk raises ENOSPC, not a torch error
+                torch.save(training_state, fh)
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        fix_modes(tmp)
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
@@ -87,6 +127,14 @@ def save_checkpoint(
         os.replace(tmp, folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, CheckpointError):
+            raise
+        kept = " (the earlier checkpoint there is kept)" if (folder / CONFIG).is_file() else ""
+        raise CheckpointWriteError(
+            f"cannot write the checkpoint {folder}: {_write_failure(err, folder.parent)}{kept}"
+        ) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -185,5 +233,55 @@ def load_model(folder: str | os.PathLike, map_location: str | torch.device = "cp
             f"{wpath} does not match the model in {CONFIG}: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}"
         )
+    bad = [n for n, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+    if bad:
+        raise CheckpointError(
+            f"{wpath} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {', '.join(bad[:3])}): the "
+            "run diverged before this checkpoint; use an earlier checkpoint, or train again with a lower "
+            "train.lr or with train.grad_clip"
+        )
     model.eval()
     return model
+
+
+def _first_line(err: BaseException) -> str:
+    """The telling line of a torch.load error (its first line is advice about ``weights_only``)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("Unsupported", "Trying", "WeightsUnpickler error:")) and not ln.endswith(":"):
+            return ln
+    tell = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Please file", "Check the"))]
+    return (tell or lines or [type(err).__name__])[0][:200]
+
+
+def load_training_state(folder: str | os.PathLike) -> dict[str, Any]:
+    """``training_state.pt`` of a checkpoint folder, read with ``weights_only=True`` (tensors and plain
+    Python only: a file holding other pickled objects is refused, and none of them runs)."""
+    import pickle
+
+    path = Path(folder) / STATE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{folder} has no {STATE}, so it cannot be resumed (it holds weights only); "
+            "start a new run instead"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        what = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(err))
+        if what is not None or "allowed global" in str(err):
+            names = f" (e.g. {what.group(1)})" if what else ""
+            raise CheckpointError(
+                f"{path} holds pickled Python objects{names} besides tensors and plain values; inrgen does "
+                "not load them, for safety (nothing in the file was run). inrgen's trainer never writes such "
+                "objects: do not resume from a file you do not trust, or start a new run"
+            ) from None
+        raise CheckpointError(f"{path} cannot be read ({_first_line(err)}); the file is damaged") from None
+    except Exception as err:  # noqa: BLE001 - any other unpickling failure means a damaged file
+        raise CheckpointError(f"{path} cannot be read ({_first_line(err)}); the file is damaged") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not the dict inrgen's trainer writes")
+    for key in ("step", "optimizer", "rng"):
+        if key not in state:
+            raise CheckpointError(f"{path} lacks {key!r}: it was not written by inrgen's trainer")
+    return state

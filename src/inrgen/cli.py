@@ -13,9 +13,12 @@
     inrgen demo [--out outputs/demo]
 
 ``CKPT`` is a checkpoint folder or a training run folder (its ``checkpoint/``). Nothing is overwritten
-without ``--overwrite``. Every error is one line, ``inrgen: error: ...``, with a non-zero exit status
-and no traceback (``INRGEN_DEBUG=1`` shows it); everything that can be checked is checked before any
-training or decoding starts.
+without ``--overwrite``, and ``--overwrite`` only replaces an earlier output of the same command that
+holds none of the command's inputs, once the new output is complete. Every error is one line,
+``inrgen: error: ...``, with a non-zero exit status and no traceback (``INRGEN_DEBUG=1`` shows it);
+everything that can be checked (settings, data, sizes) is checked before any training or decoding
+starts. Ctrl-C or SIGTERM during ``train`` finishes the step, saves a checkpoint and prints how to
+resume (exit status 130 / 143); ``--resume`` applies and reports ``train.*`` / ``data.*`` overrides.
 
 Example:
     $ inrgen train vamoh-mnist-small --max-steps 200 --out runs/mnist train.lr=5e-4
@@ -69,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_mutually_exclusive_group()
     g.add_argument("--max-steps", type=int, help="optimisation steps (overrides train.max_steps)")
     g.add_argument("--epochs", type=float, help="epochs over the training split (converted to steps)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint "
+                   "(train.* / data.* overrides change its stored settings from there on)")  # fmt: skip
     t.add_argument("--overwrite", action="store_true", help="replace an earlier run folder at --out")
     t.add_argument("--devices", default="1", help="devices per node (an int, or 'auto'); default 1")
     t.add_argument("--num-nodes", type=int, default=1, help="machines (DDP); default 1")
@@ -152,36 +156,69 @@ def _devices(text: str) -> int | str:
         ) from None
 
 
+def _data_overrides(old: Any, new: Any) -> list[str]:
+    """``data.*=value`` overrides (JSON values, which the override parser reads) from ``old`` to ``new``."""
+    from inrgen.configs.base import config_to_dict
+
+    a, b = config_to_dict(old), config_to_dict(new)
+    return [f"data.{k}={json.dumps(b[k])}" for k in b if a.get(k) != b[k]]
+
+
 def cmd_train(a: argparse.Namespace) -> int:
+    import shlex
+
     from inrgen.configs import apply_overrides, get_preset
-
-    preset = get_preset(a.preset)
-    preset = apply_overrides(preset, list(a.overrides))
-    if a.resume and a.max_steps is None and a.epochs is None:
-        for ov in a.overrides:  # train.max_steps=N extends a resumed run like --max-steps N
-            if ov.split("=", 1)[0].strip() in ("train.max_steps", "max_steps"):
-                a.max_steps = preset.train.max_steps
-    if a.data:
-        from inrgen.training.commands import data_for_path
-
-        preset.data = data_for_path(preset.data, a.data, int(preset.model_config.out_channels),
-                                    what=f"preset {preset.name}")  # fmt: skip
-    out = Path(a.out) if a.out else Path("runs") / preset.name
     from inrgen.training import fit
 
+    preset = get_preset(a.preset)
+    out = Path(a.out) if a.out else Path("runs") / preset.name
+    overrides = list(a.overrides)
+    if a.resume:  # the stored settings, with the overrides (and --data) applied by fit, and reported
+        if a.data:
+            from inrgen.checkpoint import load_config
+            from inrgen.configs.base import Preset
+            from inrgen.training.commands import data_for_path
+
+            stored = Preset.from_dict(load_config(out / "checkpoint"))
+            data = data_for_path(stored.data, a.data, int(stored.model_config.out_channels),
+                                 what=f"preset {stored.name}")  # fmt: skip
+            overrides += _data_overrides(stored.data, data)
+    else:
+        preset = apply_overrides(preset, overrides)
+        overrides = []
+        if a.data:
+            from inrgen.training.commands import data_for_path
+
+            preset.data = data_for_path(preset.data, a.data, int(preset.model_config.out_channels),
+                                        what=f"preset {preset.name}")  # fmt: skip
     t0 = time.time()
     result = fit(
         preset, out, resume=a.resume, overwrite=a.overwrite, max_steps=a.max_steps, epochs=a.epochs,
         devices=_devices(a.devices), num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-        precision=a.precision, progress=not a.no_progress,
+        precision=a.precision, progress=not a.no_progress, overrides=overrides,
     )  # fmt: skip
     from inrgen.training.engine import global_rank_from_env
 
-    if global_rank_from_env() == 0:
-        ev = result.eval or {}
-        psnr = f", held-out PSNR {ev['psnr_mean']:.2f} +- {ev['psnr_std']:.2f} dB" if ev else ""
-        print(f"trained {preset.name} to step {result.step} in {time.time() - t0:.0f} s{psnr}")
-        print(f"checkpoint: {result.checkpoint}")
+    if global_rank_from_env() != 0:
+        return 0
+    if result.interrupted:
+        code = 130 if result.interrupted == "SIGINT" else 143
+        if result.saved_step is None:
+            print(f"{PROG}: interrupted ({result.interrupted}) at step {result.step}, before the first "
+                  f"checkpoint: nothing to resume; start the run again", file=sys.stderr)  # fmt: skip
+            return code
+        hint = f"{PROG} train {shlex.quote(preset.name)} --out {shlex.quote(str(result.out))} --resume"
+        msg = (f"{PROG}: interrupted ({result.interrupted}) at step {result.step}; checkpoint of step "
+               f"{result.saved_step} saved in {result.checkpoint}; resume with: {hint}")  # fmt: skip
+        if Path(result.out) != out:
+            msg += (f" ({out} still holds the earlier run: --overwrite replaces it only when a run "
+                    f"completes; move {result.out} there once it has)")  # fmt: skip
+        print(msg, file=sys.stderr)
+        return code
+    ev = result.eval or {}
+    psnr = f", held-out PSNR {ev['psnr_mean']:.2f} +- {ev['psnr_std']:.2f} dB" if ev else ""
+    print(f"trained {preset.name} to step {result.step} in {time.time() - t0:.0f} s{psnr}")
+    print(f"checkpoint: {result.checkpoint}")
     return 0
 
 
@@ -321,6 +358,31 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, KeyError, TypeError, OSError, NotImplementedError)
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside training: unwinds like Ctrl-C, so temporary outputs are removed."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _run(a: argparse.Namespace, debug: bool) -> int:
+    try:
+        return COMMANDS[a.command](a)
+    except KeyboardInterrupt:
+        return _fail("interrupted (SIGINT); nothing more was written", 130)
+    except _Terminated:
+        return _fail("terminated (SIGTERM); nothing more was written", 143)
+    except _known_errors() as err:
+        if debug:
+            raise
+        return _fail(_msg(err))
+    except Exception as err:  # noqa: BLE001 - an unexpected failure: still one line, with how to see more
+        if debug:
+            raise
+        return _fail(f"{type(err).__name__}: {_msg(err)} (set INRGEN_DEBUG=1 to see the traceback)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 on success)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -347,18 +409,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = os.environ.get("INRGEN_DEBUG", "") not in ("", "0")
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _run(a, debug)
+    old = signal.signal(signal.SIGTERM, _on_sigterm)  # training installs its own while it trains
     try:
-        return COMMANDS[a.command](a)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-    except _known_errors() as err:
-        if debug:
-            raise
-        return _fail(_msg(err))
-    except Exception as err:  # noqa: BLE001 - an unexpected failure: still one line, with how to see more
-        if debug:
-            raise
-        return _fail(f"{type(err).__name__}: {_msg(err)} (set INRGEN_DEBUG=1 to see the traceback)")
+        return _run(a, debug)
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":  # pragma: no cover

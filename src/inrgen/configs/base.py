@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,29 @@ __all__ = [
     "config_from_dict",
     "apply_overrides",
     "field_paths",
+    "SEED_MAX",
 ]
+
+SEED_MAX = 2**32 - 1  # seeds are unsigned 32-bit (numpy's global seed, Lightning's seed_everything)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _need(ok: bool, key: str, want: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {want}, got {value!r}")
+
+
+def check_seed(seed: Any, key: str = "--seed") -> int:
+    """``seed`` as an int in ``[0, SEED_MAX]``, or a ValueError naming ``key``."""
+    _need(_is_int(seed) and 0 <= seed <= SEED_MAX, key, f"an integer in [0, {SEED_MAX}]", seed)
+    return int(seed)
 
 
 @dataclass
@@ -40,6 +63,15 @@ class DataConfig:
     eval_batch_size: int = 64  # items per evaluation step
     num_workers: int = 0  # DataLoader worker processes
     num_eval: int = 256  # held-out items used for evaluation
+
+    def validate(self) -> None:
+        """Raise ValueError (naming the ``data.*`` key) for a setting no run can use."""
+        for key in ("batch_size", "eval_batch_size", "num_eval"):
+            v = getattr(self, key)
+            _need(_is_int(v) and v >= 1, f"data.{key}", "an integer >= 1", v)
+        _need(_is_int(self.num_workers) and self.num_workers >= 0, "data.num_workers", "an integer >= 0",
+              self.num_workers)  # fmt: skip
+        _need(isinstance(self.options, dict), "data.options", "a mapping", self.options)
 
 
 @dataclass
@@ -59,6 +91,29 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints
     precision: str = "32-true"  # Lightning precision ("bf16-mixed", "16-mixed" on GPU)
 
+    def validate(self) -> None:
+        """Raise ValueError (naming the ``train.*`` key) for a setting no run can use."""
+        _need(_is_int(self.max_steps) and self.max_steps >= 1, "train.max_steps", "an integer >= 1",
+              self.max_steps)  # fmt: skip
+        _need(_is_real(self.lr) and self.lr > 0, "train.lr", "a finite number > 0", self.lr)
+        _need(_is_real(self.weight_decay) and self.weight_decay >= 0, "train.weight_decay",
+              "a finite number >= 0", self.weight_decay)  # fmt: skip
+        b = self.betas
+        ok = isinstance(b, (tuple, list)) and len(b) == 2 and all(_is_real(x) and 0 <= x < 1 for x in b)
+        _need(ok, "train.betas", "two numbers in [0, 1), e.g. [0.9, 0.999]", b)
+        _need(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "train.warmup_steps",
+              "an integer >= 0", self.warmup_steps)  # fmt: skip
+        _need(self.schedule in ("constant", "cosine"), "train.schedule", "'constant' or 'cosine'",
+              self.schedule)  # fmt: skip
+        _need(self.grad_clip is None or (_is_real(self.grad_clip) and self.grad_clip > 0), "train.grad_clip",
+              "a finite number > 0, or null (no clipping)", self.grad_clip)  # fmt: skip
+        check_seed(self.seed, "train.seed")
+        for key in ("log_every", "checkpoint_every"):
+            v = getattr(self, key)
+            _need(_is_int(v) and v >= 1, f"train.{key}", "an integer >= 1 (steps)", v)
+        _need(_is_int(self.eval_every) and self.eval_every >= 0, "train.eval_every",
+              "an integer >= 0 (steps; 0: evaluate only at the end)", self.eval_every)  # fmt: skip
+
 
 @dataclass
 class Preset:
@@ -72,6 +127,11 @@ class Preset:
     paper: str = ""  # the table / figure this reproduces ("VaMoH Table 3, PolyMNIST")
     description: str = ""  # one line for ``inrgen presets``
     cpu_sized: bool = False  # trains in minutes on 2 CPU cores
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first ``data.*`` / ``train.*`` setting no run can use."""
+        self.data.validate()
+        self.train.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return {

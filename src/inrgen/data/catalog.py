@@ -6,6 +6,9 @@
     inrgen datasets --render views-synthetic -o n_support=3 --out views.png
     inrgen datasets --render all --out outputs/           # every source present or generated here
 
+An existing file is only replaced with ``--overwrite``, and only if it is a regular file (never a
+device, FIFO, folder or link); this is checked before any data is read.
+
 Images are tiled as they are; voxels are shaded renders (``inrgen.viz.render_voxels``); fields on the
 sphere are lat-lon maps (or globes with ``--globe``) of the normalised values, unobserved (NaN) cells
 grey; novel views show each object's support views then its query view in one row.
@@ -144,17 +147,27 @@ def render_examples(
 def _render_all(ns: argparse.Namespace) -> int:
     """``--render all``: every source usable here (real ones found, synthetic ones generated) into the
     folder ``--out`` (default ``outputs/``), one ``<source>.png`` each; failures are reported, not fatal."""
+    from inrgen.training.outputs import check_output_file, fix_modes
+
     out_dir = Path(ns.out or "outputs")
-    failed = 0
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is not a folder; --render all writes one <source>.png per source")
+    usable = []
     for name in SOURCES:
         status, _ = source_status(name)
         if status == "no":
             print(f"skip {name}: not on this machine")
-            continue
+        else:
+            usable.append(name)
+    for name in usable:  # every target, before anything is rendered
+        check_output_file(out_dir / f"{name}.png", ns.overwrite)
+    failed = 0
+    for name in usable:
         try:
             path = render_examples(
                 name, ns.n, out_dir / f"{name}.png", None, ns.split, parse_options(ns.option)
             )
+            fix_modes(path)  # the user's umask, not the temporary file's 0600
             print(f"wrote {path}")
         except (DataSourceError, KeyError, ValueError, TypeError) as err:
             failed += 1
@@ -177,6 +190,7 @@ def datasets_command(args: list[str] | None = None) -> int:
     p.add_argument("--split", default="train", help="train | val | test | all (default train)")
     p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="source option (repeatable)")
     p.add_argument("--globe", action="store_true", help="draw sphere fields as globes instead of maps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing PNG at --out")
     ns = p.parse_args(args)
     try:
         if ns.render is None:
@@ -184,8 +198,13 @@ def datasets_command(args: list[str] | None = None) -> int:
             return 0
         if ns.render == "all":
             return _render_all(ns)
+        from inrgen.training.outputs import check_output_file, fix_modes
+
         out = ns.out or f"outputs/{ns.render}.png"
+        get_source(ns.render)  # an unknown source is named first
+        check_output_file(out, ns.overwrite)
         path = render_examples(ns.render, ns.n, out, ns.root, ns.split, parse_options(ns.option), ns.globe)
+        fix_modes(path)
     except (DataSourceError, KeyError, ValueError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"inrgen datasets: error: {msg}", file=sys.stderr)

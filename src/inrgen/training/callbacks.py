@@ -1,8 +1,12 @@
-"""Lightning callbacks of an inrgen run: checkpoint folders, held-out evaluation with image grids, and
-stopping early at a given step.
+"""Lightning callbacks of an inrgen run: checkpoint folders, held-out evaluation with image grids,
+stopping early at a given step, and stopping cleanly on SIGINT / SIGTERM.
 
-All three act on the global-rank-0 process only and leave the global random generators as they were,
-so adding or removing them never changes the trained parameters.
+They act on the global-rank-0 process only and leave the global random generators as they were, so
+adding or removing them never changes the trained parameters.
+
+:class:`StopOnSignal` turns the first Ctrl-C (SIGINT) or SIGTERM into "finish this step, save a
+checkpoint, stop" (no final evaluation, so a scheduler's grace period suffices); a second Ctrl-C stops
+at once, keeping the last checkpoint written.
 
 Files they write in the run folder ``out/``::
 
@@ -17,6 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +47,73 @@ __all__ = [
     "EvalCallback",
     "StopAtStep",
     "RestoreState",
+    "StopOnSignal",
     "training_state",
     "checkpoint_extra",
 ]
 
 
-def checkpoint_extra(preset: Preset, step: int, data_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What config.json holds besides the model: the whole preset (name, data, train) and the step."""
+def checkpoint_extra(
+    preset: Preset,
+    step: int,
+    data_info: dict[str, Any] | None = None,
+    resumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What config.json holds besides the model: the whole preset (name, data, train), the step, and the
+    settings each resume changed (``resumes``: ``[{"step": N, "changes": {key: [old, new]}}]``)."""
     d = preset.to_dict()
     d.pop("model", None)
     d.pop("model_config", None)
     d["step"] = int(step)
     if data_info:
         d["data_info"] = data_info
+    if resumes:
+        d["resumes"] = resumes
     return d
+
+
+class StopOnSignal(pl.Callback):
+    """Stops training after the current step on SIGINT (Ctrl-C) or SIGTERM (see the module docstring).
+
+    ``signum`` is the signal received (None: none); ``hard`` is True after a second Ctrl-C, which raises
+    ``KeyboardInterrupt`` at once. Use :meth:`installed` around ``trainer.fit``.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.hard = False
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signum).name if self.signum is not None else None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            self.hard = True
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+            again = " (Ctrl-C again stops at once)" if signum == signal.SIGINT else ""
+            print(f"\ninrgen: {signal.Signals(signum).name}: stopping after this step and saving a checkpoint"
+                  f"{again}", file=sys.stderr, flush=True)  # fmt: skip
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopOnSignal]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals reach the main thread only
+            return
+        old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.signum is not None:
+            trainer.should_stop = True
 
 
 def training_state(module: INRLightningModule, trainer: pl.Trainer, seed: int) -> dict[str, Any]:
@@ -78,12 +140,24 @@ def training_state(module: INRLightningModule, trainer: pl.Trainer, seed: int) -
 
 
 class CheckpointCallback(pl.Callback):
-    """Writes ``out/checkpoint`` atomically every ``every`` steps and when training ends."""
+    """Writes ``out/checkpoint`` atomically every ``every`` steps, when training ends, and when it is
+    stopped by a signal (``stop``); then fsyncs the CSV log. Weights that became NaN or infinite are
+    never saved over the last good checkpoint (``FloatingPointError``)."""
 
-    def __init__(self, out: Path, preset: Preset, every: int, data_info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        out: Path,
+        preset: Preset,
+        every: int,
+        data_info: dict[str, Any] | None = None,
+        stop: StopOnSignal | None = None,
+        resumes: list[dict[str, Any]] | None = None,
+    ):
         self.folder = Path(out) / "checkpoint"
         self.preset, self.every, self.data_info = preset, max(0, int(every)), data_info
+        self.stop, self.resumes = stop, resumes
         self.last_saved = -1
+        self.saved_step: int | None = None  # the step of the latest checkpoint this run wrote
 
     def save(self, trainer: pl.Trainer, module: INRLightningModule) -> None:
         step = module.step
@@ -92,13 +166,31 @@ class CheckpointCallback(pl.Callback):
         self.last_saved = step
         if not trainer.is_global_zero:
             return
+        bad = [n for n, p in module.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            kept = f"the checkpoint of step {self.saved_step} is kept" if self.saved_step is not None else (
+                "no checkpoint was written")  # fmt: skip
+            raise FloatingPointError(
+                f"the weights became NaN or infinite by step {step} ({len(bad)} tensor(s), e.g. {bad[0]}): "
+                f"training diverged and {kept}; lower train.lr or set train.grad_clip"
+            )
         state = training_state(module, trainer, self.preset.train.seed)
         save_checkpoint(
             self.folder,
             module.model,
-            extra=checkpoint_extra(self.preset, step, self.data_info),
+            extra=checkpoint_extra(self.preset, step, self.data_info, self.resumes),
             training_state=state,
         )
+        self.saved_step = step
+        for lg in trainer.loggers:
+            if hasattr(lg, "sync"):
+                lg.sync()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        # stopped by a signal between two steps (Lightning raises on SIGTERM, or a data worker died of
+        # the same Ctrl-C): the step is complete, so save it; not after a second Ctrl-C (mid-step)
+        if self.stop is not None and self.stop.signum is not None and not self.stop.hard:
+            self.save(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every and pl_module.step % self.every == 0:
@@ -160,8 +252,11 @@ class EvalCallback(pl.Callback):
         every: int,
         num_images: int = 8,
         chunk_size: int | None = None,
+        history: list[dict[str, Any]] | None = None,
+        stop: StopOnSignal | None = None,
     ) -> None:
         self.out = Path(out)
+        self.stop = stop
         self.dm, self.every, self.num_images, self.chunk_size = (
             datamodule,
             max(0, int(every)),
@@ -169,7 +264,7 @@ class EvalCallback(pl.Callback):
             chunk_size,
         )
         self.last_step = -1
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = list(history or [])  # a resumed run's earlier evaluations
         self.latest: dict[str, Any] | None = None
 
     def run(self, trainer: pl.Trainer, module: INRLightningModule) -> dict[str, Any] | None:
@@ -228,4 +323,6 @@ class EvalCallback(pl.Callback):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if self.stop is not None and self.stop.signum is not None:
+            return  # stopped by a signal: save and exit quickly, evaluate when the run completes
         self.run(trainer, pl_module)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,10 @@ from torch import Tensor
 from inrgen import coords as C
 from inrgen import tasks
 from inrgen.checkpoint import load_config, load_model, resolve_folder
-from inrgen.configs.base import DataConfig
+from inrgen.configs.base import DataConfig, check_seed
 from inrgen.data.points import PointSet
 from inrgen.metrics.psnr import psnr
-from inrgen.models.base import INRModel
+from inrgen.models.base import INRModel, Prediction
 from inrgen.training.inputs import (
     InputError,
     InputItem,
@@ -47,6 +49,7 @@ from inrgen.training.inputs import (
     read_support_views,
 )
 from inrgen.training.outputs import (
+    OutputError,
     atomic_output,
     check_output_dir,
     display_images,
@@ -64,9 +67,11 @@ __all__ = [
     "run_segment",
     "run_novel_view",
     "run_evaluate",
+    "available_memory",
 ]
 
 DEFAULT_CHUNK = 16384
+SAMPLE_BATCH = 256  # latents drawn per call of the prior (a fixed size: results do not depend on memory)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[INRModel, ModelSpec, Path]:
@@ -165,6 +170,67 @@ def _check_chunk(chunk_size: int | None) -> int | None:
     return chunk_size
 
 
+# ------------------------------------------------------------------------------------- sizes
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still use: Linux's MemAvailable, capped by a cgroup limit."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 8 * 2**30
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                avail = min(avail, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return max(int(avail), 0)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def _point_bytes(model: INRModel, latent: Any, coords: Tensor) -> float:
+    """Bytes one decoded point occupies in memory, measured by decoding a few points: every tensor of
+    the model's prediction (kept twice while chunks are concatenated), its coordinates, and the image
+    drawn from it."""
+    k = min(coords.shape[1], 16)
+    with torch.no_grad():
+        pred = model.decode(latent, coords[:, :k])
+    kept = sum(
+        t.numel() * t.element_size() for n in Prediction._TENSORS if (t := getattr(pred, n)) is not None
+    ) / (coords.shape[0] * k)
+    return 2 * kept + coords.element_size() * coords.shape[-1] + 32
+
+
+def _require_fits(points: int, per_point: float, what: str, fits: str) -> None:
+    """Refuse (before any work) an output of ``points`` points that cannot fit in memory."""
+    need, have = points * per_point, available_memory()
+    if need > 0.8 * have:
+        raise ValueError(
+            f"{what} is {points:,} points; decoding it needs about {_gb(need)} of memory, but {_gb(have)} "
+            f"are available: {fits}"
+        )
+
+
+def _max_fitting(per_point: float) -> int:
+    """The most points an output may have in the memory available now."""
+    return int(0.8 * available_memory() / per_point)
+
+
 # ------------------------------------------------------------------------------------ commands
 
 
@@ -179,7 +245,8 @@ def run_reconstruct(
     """Reconstruct every input at its own points and, with ``scale``, on a ``scale`` times finer grid."""
     _check_chunk(chunk_size)
     model, spec, folder = load_checkpoint(ckpt)
-    check_output_dir(out, overwrite)
+    guard = {"command": "reconstruct", "protect": [folder, input]}
+    check_output_dir(out, overwrite, **guard)
     if scale is not None and not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"--scale must be a finite number > 0, got {scale}")
     items = read_inputs(input, spec)
@@ -189,8 +256,9 @@ def run_reconstruct(
             raise InputError(
                 "--scale works on images and volumes; sphere fields are decoded at their own grid"
             )
+        _check_superres(model, items, scale)
     rows = []
-    with atomic_output(out, overwrite, "reconstruct", checkpoint=str(folder)) as tmp:
+    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
         for it in items:
             pts = it.points
             pred = tasks.reconstruct(model, pts, chunk_size)
@@ -208,6 +276,23 @@ def run_reconstruct(
         summary = _summary("reconstruct", folder, spec, scale=scale, inputs=rows, psnr_mean=_mean(rows))
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _check_superres(model: INRModel, items: list[InputItem], scale: float) -> None:
+    """Refuse a ``--scale`` whose finer grid cannot fit in memory, naming the largest scale that does."""
+    for it in items:
+        shape = C.superres_shape(it.points.grid_shape, scale, it.points.meta.get("align", "center"))
+        n = math.prod(shape)
+        if n * 64 < 0.1 * available_memory():
+            continue  # clearly fits: no need to measure
+        with torch.no_grad():
+            latent = model.encode(it.points)
+        per = _point_bytes(model, latent, it.points.coords)
+        n_in = math.prod(it.points.grid_shape)
+        best = (_max_fitting(per) / n_in) ** (1 / len(shape))
+        grid = "x".join(map(str, shape))
+        _require_fits(n, per, f"--scale {scale:g} turns {it.source} into a {grid} grid, which",
+                      f"choose --scale <= {math.floor(best * 100) / 100:g} (or free memory)")  # fmt: skip
 
 
 def _mean(rows: list[dict[str, Any]], key: str = "psnr") -> float | None:
@@ -228,8 +313,10 @@ def run_complete(
     from inrgen.data.masks import parse_mask
 
     _check_chunk(chunk_size)
+    check_seed(seed)
     model, spec, folder = load_checkpoint(ckpt)
-    check_output_dir(out, overwrite)
+    guard = {"command": "complete", "protect": [folder, input]}
+    check_output_dir(out, overwrite, **guard)
     items = read_inputs(input, spec)
     _grid_inputs(items, "completion (--mask)")
     g = torch.Generator().manual_seed(seed)
@@ -238,7 +325,7 @@ def run_complete(
         if not (keep & it.points.observed[0]).any():
             raise InputError(f"mask {mask!r} hides every observed point of {it.source}: nothing to encode")
     rows = []
-    with atomic_output(out, overwrite, "complete", checkpoint=str(folder), mask=mask) as tmp:
+    with atomic_output(out, overwrite, checkpoint=str(folder), mask=mask, **guard) as tmp:
         for it, keep in zip(items, keeps):
             pts = it.points
             pred = tasks.complete(model, pts, keep, chunk_size)
@@ -255,6 +342,13 @@ def run_complete(
             files += _save(tmp, f"{it.name}-masked", _shown(pts.with_mask(keep)), pts, raw=False)
             files += _save(tmp, f"{it.name}-completed", pred.mean, pts, raw=True)
             files += _save(tmp, f"{it.name}-composite", composite, pts, raw=False)
+            if pred.variance is not None and pts.kind == "grid" and len(pts.grid_shape or ()) == 2:
+                from inrgen import viz  # per-point predictive uncertainty (std), shared colour range
+
+                save_grid(tmp / f"{it.name}-uncertainty.png", viz.uncertainty_map(pred.variance, pts.grid_shape))
+                files.append(f"{it.name}-uncertainty.png")
+                row["uncertainty_std_hidden_mean"] = float(pred.variance[hidden].clamp_min(0).sqrt().mean())
+                row["uncertainty_std_kept_mean"] = float(pred.variance[~hidden].clamp_min(0).sqrt().mean())
             row["files"] = files
             rows.append(row)
         summary = _summary(
@@ -264,28 +358,42 @@ def run_complete(
     return summary
 
 
+_SIZES = {"image": (1, 2), "voxel": (1, 3), "sphere": (1, 2)}
+_SIZE_EXAMPLES = {"image": "64 or 48x64", "voxel": "32 or 32x32x48", "sphere": "46 or 46x90"}
+
+
+def _parse_resolution(spec: ModelSpec, resolution: str | int) -> tuple[int, ...]:
+    """The grid shape of ``--resolution`` for the model's modality: exactly one size, or one per axis."""
+    if spec.modality not in _SIZES:
+        raise InputError(f"sampling is not defined for {spec.modality} models")
+    text = str(resolution).strip().lower()
+    parts = re.split(r"\s*[x,]\s*", text)
+    ex = _SIZE_EXAMPLES[spec.modality]
+    if not text or not all(p.isdigit() for p in parts) or min(int(p) for p in parts) < 1:
+        raise ValueError(f"--resolution must be positive sizes such as {ex}, got {resolution!r}")
+    sizes = tuple(int(p) for p in parts)
+    if len(sizes) not in _SIZES[spec.modality]:
+        dims = _SIZES[spec.modality][1]
+        raise ValueError(
+            f"--resolution {resolution} has {len(sizes)} sizes, but {spec.modality} models take one "
+            f"size or {dims} (e.g. {ex})"
+        )
+    if spec.modality == "image":
+        return sizes if len(sizes) == 2 else (sizes[0], sizes[0])
+    if spec.modality == "voxel":
+        return sizes if len(sizes) == 3 else (sizes[0],) * 3
+    return sizes if len(sizes) == 2 else (sizes[0], 2 * sizes[0])
+
+
 def _sample_grid(
     spec: ModelSpec, resolution: str | int
 ) -> tuple[Tensor, tuple[int, ...], str, dict[str, Any]]:
     """Coordinates ``(N, d)``, grid shape, kind and meta of a sampling grid of ``resolution``."""
-    text = str(resolution).lower()
-    try:
-        sizes = tuple(int(s) for s in text.replace("x", ",").split(",") if s)
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"--resolution must be a positive size such as 64 or 48x64, got {resolution!r}")
-    if spec.modality == "image":
-        shape = sizes if len(sizes) == 2 else (sizes[0], sizes[0])
-        return C.grid(shape), shape, "grid", {}
-    if spec.modality == "voxel":
-        shape = sizes if len(sizes) == 3 else (sizes[0],) * 3
-        return C.grid(shape), shape, "grid", {}
+    shape = _parse_resolution(spec, resolution)
     if spec.modality == "sphere":
-        shape = sizes if len(sizes) == 2 else (sizes[0], 2 * sizes[0])
         lat, lon = C.equiangular_latlon(*shape)
         return C.latlon_grid(lat, lon), shape, "sphere", {"lat": lat, "lon": lon}
-    raise InputError(f"sampling is not defined for {spec.modality} models")
+    return C.grid(shape), shape, "grid", {}
 
 
 def run_sample(
@@ -297,34 +405,84 @@ def run_sample(
     chunk_size: int | None = DEFAULT_CHUNK,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """``n`` functions from a generative model's prior, decoded on a grid of ``resolution``."""
+    """``n`` functions from a generative model's prior, decoded on a grid of ``resolution``.
+
+    Sizes are checked first: one sample must fit in memory (else the largest resolution that does is
+    named). Large requests stream: latents are drawn ``SAMPLE_BATCH`` at a time (seeded once, so the
+    samples depend on ``seed`` only), decoded and written a few at a time, and the run stops early when
+    the files would not fit on the disk. ``samples.png`` shows the first 64.
+    """
     _check_chunk(chunk_size)
+    check_seed(seed)
     model, spec, folder = load_checkpoint(ckpt)
-    if not getattr(model, "generative", False):
+    if not getattr(model, "generative", False) or getattr(model, "sample_latent", None) is None:
         raise InputError(
             f"{type(model).__name__} ({spec.preset}) is not generative: it has no prior to sample from "
             "(sample from a generative model such as VaMoH)"
         )
-    if int(n) < 1:
+    n = int(n)
+    if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
-    check_output_dir(out, overwrite)
+    guard = {"command": "sample", "protect": [folder]}
+    check_output_dir(out, overwrite, **guard)
+    shape = _parse_resolution(spec, resolution)
+    points = math.prod(shape)
+    dim = 3 if spec.modality == "sphere" else len(shape)
+    per = 4.0 * (2 * (dim + spec.channels) + dim) + 32  # a lower bound, measured below when it matters
+    if points * per > 0.05 * available_memory():
+        with torch.no_grad():
+            probe = model.sample_latent(1, generator=torch.Generator().manual_seed(0))
+        per = _point_bytes(model, probe, torch.zeros(1, 16, dim))
+    side = int(_max_fitting(per) ** (1 / len(shape)))
+    _require_fits(points, per, f"one sample on a {'x'.join(map(str, shape))} grid",
+                  f"the largest grid that fits is about {'x'.join([str(side)] * len(shape))}")  # fmt: skip
+    per_batch = max(1, min(SAMPLE_BATCH, int(0.25 * available_memory() // (points * per))))
     xy, shape, kind, meta = _sample_grid(spec, resolution)
-    with atomic_output(out, overwrite, "sample", checkpoint=str(folder)) as tmp:
+    width = max(2, len(str(n - 1)))
+    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp, torch.no_grad():
         g = torch.Generator().manual_seed(seed)
-        pred = tasks.generate(model, int(n), coords=xy, chunk_size=chunk_size, generator=g)
-        pts = PointSet(
-            xy.unsqueeze(0).expand(int(n), -1, -1), pred.mean, grid_shape=shape, kind=kind, meta=meta
-        )
-        img = display_images(pred.mean, shape, kind, meta)
-        files = []
+        files: list[str] = []
+        shown: list[Tensor] = []
+        written = 0
+        for s0 in range(0, n, SAMPLE_BATCH):
+            latent = model.sample_latent(min(SAMPLE_BATCH, n - s0), generator=g)
+            for b0 in range(0, len(latent), per_batch):
+                z = latent[b0 : b0 + per_batch]
+                coords = xy.unsqueeze(0).expand(len(z), -1, -1).to(xy.dtype)
+                mean = tasks.decode_chunked(model, z, coords, chunk_size).mean
+                pts = PointSet(coords, mean, grid_shape=shape, kind=kind, meta=meta)
+                for j in range(len(z)):
+                    i = s0 + b0 + j
+                    names = _save(tmp, f"sample-{i:0{width}d}", mean[j : j + 1], pts[j],
+                                  raw=spec.modality != "image")  # fmt: skip
+                    files += names
+                    written += sum((tmp / f).stat().st_size for f in names)
+                if len(shown) < 64:
+                    shown.append(mean[: 64 - len(shown)].clone())
+                done = s0 + b0 + len(z)
+                _check_disk(tmp, written, done, n, resolution)
+        mean = torch.cat(shown)[:64]
+        img = display_images(mean, shape, kind, meta)
         if img is not None:
-            save_grid(tmp / "samples.png", img, nrow=min(8, int(n)))
-            files.append("samples.png")
-        for i in range(int(n)):
-            files += _save(tmp, f"sample-{i:02d}", pred.mean[i : i + 1], pts[i], raw=spec.modality != "image")
-        summary = _summary("sample", folder, spec, n=int(n), resolution=list(shape), seed=seed, files=files)
+            save_grid(tmp / "samples.png", img, nrow=min(8, len(mean)))
+            files.insert(0, "samples.png")
+        summary = _summary("sample", folder, spec, n=n, resolution=list(shape), seed=seed, files=files)
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _check_disk(tmp: Path, written: int, done: int, n: int, resolution: Any) -> None:
+    """Stop a stream of samples whose remaining files would not fit on the disk."""
+    if done >= n or written == 0:
+        return
+    need = written / done * (n - done)
+    free = shutil.disk_usage(tmp).free
+    if need > 0.95 * free:
+        raise OutputError(
+            f"-n {n} at --resolution {resolution} would write about {_gb(written / done * n)}, but only "
+            f"{_gb(free + written)} are free on the disk of {tmp.parent}: at most about "
+            f"{int((free + written) * 0.95 / (written / done)):,} samples fit (nothing was written)"
+        )
 
 
 def run_segment(
@@ -339,11 +497,12 @@ def run_segment(
 
     _check_chunk(chunk_size)
     model, spec, folder = load_checkpoint(ckpt)
-    check_output_dir(out, overwrite)
+    guard = {"command": "segment", "protect": [folder, input]}
+    check_output_dir(out, overwrite, **guard)
     items = read_inputs(input, spec)
     _grid_inputs(items, "segmentation")
     rows = []
-    with atomic_output(out, overwrite, "segment", checkpoint=str(folder)) as tmp:
+    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
         for it in items:
             pts = it.points
             try:
@@ -389,13 +548,16 @@ def run_novel_view(
             f"{spec.preset} was trained on {spec.modality} data, not on views: novel-view needs a "
             "light-field model (e.g. a laginr-nvs-* or ipc/transinr views preset)"
         )
-    check_output_dir(out, overwrite)
+    guard = {"command": "novel-view", "protect": [folder, views, pose]}
+    check_output_dir(out, overwrite, **guard)
     n_support = int(spec.data.options.get("n_support", 1))
     size = spec.data.options.get("image_size")
     support, fov, (h, w), imgs = read_support_views(views, n_support, size)
     c2w, fov = read_poses(pose, fov)
     K = C.intrinsics_from_fov(fov, w, h)
-    with atomic_output(out, overwrite, "novel-view", checkpoint=str(folder)) as tmp:
+    _require_fits(len(c2w) * h * w, 4.0 * (6 * 3 + 3 * 3) + 32, f"{len(c2w)} view(s) of {h}x{w} pixels",
+                  "render fewer poses at a time")  # fmt: skip
+    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
         rendered = tasks.novel_view(model, support, c2w.unsqueeze(0), K, h, w, chunk_size)[0]  # (Q, 3, H, W)
         save_grid(tmp / "support.png", imgs, nrow=len(imgs))
         files = ["support.png"]
@@ -427,9 +589,14 @@ def run_evaluate(
     from inrgen.training.evaluation import evaluate
 
     _check_chunk(chunk_size)
+    if num is not None and num < 1:
+        raise ValueError(f"--num must be >= 1 (items to evaluate), got {num}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     model, spec, folder = load_checkpoint(ckpt)
+    guard = {"command": "evaluate", "protect": [folder, data]}
     if out is not None:
-        check_output_dir(out, overwrite)
+        check_output_dir(out, overwrite, **guard)
     cfg = spec.data
     if data is not None:
         cfg = data_for_path(cfg, data, spec.channels, what=f"the model of {spec.preset}")
@@ -455,6 +622,6 @@ def run_evaluate(
     summary = {"checkpoint": str(folder), "preset": spec.preset, "data": cfg.source, "root": cfg.root,
                "split": split, **summary}  # fmt: skip
     if out is not None:
-        with atomic_output(out, overwrite, "evaluate", checkpoint=str(folder)) as tmp:
+        with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
             write_json(tmp / "metrics.json", summary)
     return summary

@@ -41,7 +41,15 @@ from torch import Tensor
 from inrgen.configs.base import DataConfig, config_from_dict
 from inrgen.data.points import PointSet
 
-__all__ = ["InputError", "ModelSpec", "InputItem", "read_inputs", "read_poses", "read_support_views"]
+__all__ = [
+    "InputError",
+    "ModelSpec",
+    "InputItem",
+    "read_inputs",
+    "read_poses",
+    "read_support_views",
+    "check_image_file",
+]
 
 _MODALITY_BY_DIM = {2: "image", 6: "views"}
 
@@ -113,15 +121,83 @@ _EXT_VOXEL = (".npy", ".npz")
 _EXT_FIELD = (".nc", ".nc4", ".cdf", ".netcdf")
 
 
-def _image_channels(path: Path) -> tuple[int, str, tuple[int, int]]:
+def _whole(path: Path, fmt: str | None) -> bool:
+    """Whether the file ends as a complete PNG (IEND chunk) or JPEG (EOI marker) does; False: unsure."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read()
+    except OSError:
+        return False
+    if fmt == "PNG":
+        return b"IEND" in tail[-64:]
+    if fmt in ("JPEG", "MPO"):
+        return b"\xff\xd9" in tail
+    return False
+
+
+def check_image_file(path: str | os.PathLike) -> tuple[str, tuple[int, int]]:
+    """``(PIL mode, (height, width))`` of an image file that is whole and safe to decode, or an
+    :class:`InputError` naming the file: unreadable, truncated (a PNG without its end chunk, a JPEG
+    without its end marker, or any other file that fails to decode), or larger than PIL's
+    decompression-bomb limit. Checks the end of PNG / JPEG files only, so a folder is checked fast."""
     from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
     try:
         with Image.open(path) as img:
-            mode, size = img.mode, (img.height, img.width)
+            mode, size, fmt = img.mode, (img.height, img.width), img.format
+            if not _whole(path, fmt):
+                img.load()  # decode to be sure
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{path} is too large to decode safely ({size_text(path)}, above PIL's limit of "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: a decompression bomb?); shrink it or move it out "
+            "of the folder"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path} is not a readable image ({type(err).__name__}: {err})") from None
-    return (1 if mode in _ONE else 3), mode, size
+    return mode, size
+
+
+def size_text(path: Path) -> str:
+    """``"W x H pixels"`` from an image header, without the decompression-bomb check."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as img:
+            return f"{img.width} x {img.height} = {img.width * img.height:,} pixels"
+    except Exception:  # noqa: BLE001 - only for the message
+        return "size unknown"
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _palette_channels(path: Path) -> int:
+    """1 when a palette image's colours are all grey, else 3 (what converting it loses or keeps)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    return 1 if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() else 3
+
+
+def _image_channels(path: Path) -> tuple[int, str, tuple[int, int]]:
+    """``(colour channels, what the file is in words, (height, width))``: alpha is dropped (composited
+    on white, as training does); palette images (GIFs, palette PNGs) count by their colours."""
+    mode, size = check_image_file(path)
+    if mode in _ONE:
+        alpha = mode in ("LA", "La")
+        return 1, ("a grayscale + alpha image" if alpha else f"a 1-channel image (PIL mode {mode})"), size
+    if mode in ("P", "PA"):
+        ch = _palette_channels(path)
+        return ch, f"a {'grey' if ch == 1 else 'colour'} palette image (PIL mode {mode})", size
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        return 3, "an RGBA image (3 colour channels + alpha)", size
+    return 3, f"a 3-channel image (PIL mode {mode})", size
 
 
 def _read_images(files: list[Path], spec: ModelSpec) -> list[InputItem]:
@@ -129,13 +205,13 @@ def _read_images(files: list[Path], spec: ModelSpec) -> list[InputItem]:
 
     checked = []
     for f in files:
-        ch, mode, size = _image_channels(f)
+        ch, what, size = _image_channels(f)
         if ch != spec.channels:
             want = "grayscale (1 channel)" if spec.channels == 1 else f"RGB ({spec.channels} channels)"
             conv = "grayscale" if spec.channels == 1 else "RGB"
             raise InputError(
-                f"{f} is a {ch}-channel image (PIL mode {mode}), but the model ({spec.preset}) was "
-                f"trained on {want} images; convert the image to {conv} first"
+                f"{f} is {what}, but the model ({spec.preset}) was trained on {want} images; "
+                f"convert the image to {conv} first"
             )
         checked.append((f, size))
     items = []
@@ -168,6 +244,11 @@ def _read_volumes(path: Path) -> list[InputItem]:
     except (OSError, ValueError) as err:
         raise InputError(f"{path} is not a readable numpy array ({err})") from None
     a = np.asarray(arr)
+    if a.size == 0:
+        raise InputError(
+            f"{path} has shape {a.shape}: it holds no voxels; expected occupancy volumes (D, H, W) or "
+            "(N, D, H, W) with every size >= 1"
+        )
     if a.ndim == 5 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim == 5:
