@@ -7,7 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inrgen.metrics.fid import InceptionV3Features, default_inception_path, tf_bilinear_resize
+from inrgen.metrics.fid import (
+    InceptionV3Features,
+    default_inception_path,
+    fid_from_features,
+    frechet_distance,
+    gaussian_stats,
+    tf_bilinear_resize,
+)
 
 
 def nv_style_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -86,3 +93,16 @@ def test_tf_and_torch_resizes_give_close_features():
     f_pt = InceptionV3Features(resize="torch_bilinear")(digits)
     cos = F.cosine_similarity(f_tf, f_pt, dim=1)
     assert (cos > 0.9).all() and not torch.allclose(f_tf, f_pt)
+
+
+@pytest.mark.parametrize("n_r,n_g", [(30, 20), (20, 45), (50, 50), (70, 90)])
+def test_low_rank_fid_equals_the_covariance_formula(n_r, n_g):
+    """Fewer samples than dimensions: the n x n formula gives the D x D one's value."""
+    g = torch.Generator().manual_seed(n_r + n_g)
+    mix = torch.randn(64, 64, generator=g, dtype=torch.float64)
+    real = torch.randn(n_r, 64, generator=g, dtype=torch.float64) @ mix
+    fake = torch.randn(n_g, 64, generator=g, dtype=torch.float64) @ mix * 0.7 + 0.3
+    ref = frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    # (the D x D route adds square roots of the rounding noise of its zero eigenvalues: ~1e-8 relative)
+    assert fid_from_features(real, fake) == pytest.approx(ref, rel=1e-6)
+    assert fid_from_features(real, real) == pytest.approx(0.0, abs=1e-8)

@@ -176,10 +176,31 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
 
 
 def fid_from_features(real: Tensor, fake: Tensor) -> float:
-    """FID between two feature sets ``(n_r, D)`` and ``(n_g, D)``."""
-    if real.shape[1:] != fake.shape[1:]:
+    """FID between two feature sets ``(n_r, D)`` and ``(n_g, D)``.
+
+    When a set has no more samples than dimensions (a few hundred samples of 2048-d Inception features)
+    the same number is computed without any ``D x D`` matrix: with centred features ``X_r``, ``X_g``,
+    ``S = X^T X / (n - 1)``, the non-zero eigenvalues of ``S_r S_g`` are those of ``A A^T / ((n_r - 1)
+    (n_g - 1))``, ``A = X_g X_r^T`` (``n_g x n_r``), so ``tr (S_r S_g)^{1/2}`` is the sum of their square
+    roots and ``tr S = ||X||_F^2 / (n - 1)`` (exact; milliseconds instead of seconds per FID).
+    """
+    if real.dim() != 2 or real.shape[1:] != fake.shape[1:]:
         raise ValueError(f"feature sizes differ: {tuple(real.shape)} vs {tuple(fake.shape)}")
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    n_r, n_g, d = real.shape[0], fake.shape[0], real.shape[1]
+    if min(n_r, n_g) < 2:
+        raise ValueError(f"need features (n >= 2, D), got {tuple(real.shape)} and {tuple(fake.shape)}")
+    if min(n_r, n_g) > d:
+        return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+    xr, xg = real.to(torch.float64), fake.to(torch.float64)
+    mu_r, mu_g = xr.mean(0), xg.mean(0)
+    xr, xg = xr - mu_r, xg - mu_g
+    a = xg @ xr.T  # (n_g, n_r)
+    m = a @ a.T if n_g <= n_r else a.T @ a
+    m = m / ((n_r - 1) * (n_g - 1))
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    tr_r, tr_g = xr.square().sum() / (n_r - 1), xg.square().sum() / (n_g - 1)
+    dist = (mu_r - mu_g).square().sum() + tr_r + tr_g - 2 * tr_sqrt
+    return float(dist.clamp_min(0))
 
 
 @torch.no_grad()
