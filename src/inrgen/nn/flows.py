@@ -511,7 +511,7 @@ class RealNVPDistribution(Distribution):
     has_rsample = True
 
     def __init__(self, layers: Iterable[nn.Module], dim: int, validate_args: bool | None = None) -> None:
-        self.layers = list(layers)
+        self.layers = cast(list[ActNorm | AffineCoupling], list(layers))
         self.dim = int(dim)
         p = next((q for layer in self.layers for q in layer.parameters()), None)
         self._dtype = p.dtype if p is not None else torch.get_default_dtype()

@@ -26,9 +26,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor
 
 from inrgen.configs.base import TrainConfig
@@ -82,13 +83,15 @@ class AdversarialModule(INRLightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.train_cfg
-        gen = [p for p in self.model.generator_parameters() if p.requires_grad]
-        disc = [p for p in self.model.discriminator_parameters() if p.requires_grad]
+        model: Any = self.model
+        gen = [p for p in model.generator_parameters() if p.requires_grad]
+        disc = [p for p in model.discriminator_parameters() if p.requires_grad]
         groups = [
             {"params": gen, "lr": t.lr, "name": "generator"},
             {"params": disc, "lr": self.disc_lr(0), "name": "discriminator"},
         ]
-        opt = torch.optim.AdamW(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        betas = (float(t.betas[0]), float(t.betas[1]))
+        opt = torch.optim.AdamW(groups, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
         if self._resume_state is not None and "optimizer" in self._resume_state:
             try:
                 opt.load_state_dict(self._resume_state["optimizer"])
@@ -110,9 +113,9 @@ class AdversarialModule(INRLightningModule):
 
     def training_step(self, batch: PointSet | PointSetPair, batch_idx: int) -> Tensor:
         step = self.step
-        opt = self.optimizers()
+        opt = cast(LightningOptimizer, self.optimizers())
         raw = opt.optimizer  # the torch optimizer under Lightning's wrapper
-        model = self.model
+        model: Any = self.model
         points = model.prepare_batch(batch)
         # 1. the discriminator, on real data and a detached generated batch (not counted as a step)
         d = model.discriminator_loss(points)

@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -48,14 +50,16 @@ class FunctaFlowModule(INRLightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         t = self.train_cfg
-        flow = [p for p in self.model.prior_parameters() if p.requires_grad]
+        model: Any = self.model
+        flow = [p for p in model.prior_parameters() if p.requires_grad]
         ids = {id(p) for p in flow}
-        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
         groups = [{"params": rest, "lr": t.lr, "name": "inr"}]
         if flow:
             lr = self.model.config.flow_lr
             groups.append({"params": flow, "lr": t.lr if lr is None else lr, "name": "flow"})
-        opt = torch.optim.AdamW(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        betas = (float(t.betas[0]), float(t.betas[1]))
+        opt = torch.optim.AdamW(groups, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
         if self._resume_state is not None and "optimizer" in self._resume_state:
             try:
                 opt.load_state_dict(self._resume_state["optimizer"])
