@@ -164,9 +164,22 @@ def _data_overrides(old: Any, new: Any) -> list[str]:
     return [f"data.{k}={json.dumps(b[k])}" for k in b if a.get(k) != b[k]]
 
 
-def cmd_train(a: argparse.Namespace) -> int:
+def _interrupted(result: Any, preset: str, out: Path) -> str:
+    """What an interrupted run says: where its checkpoint is and the command that resumes it."""
     import shlex
 
+    head = f"{PROG}: interrupted ({result.interrupted}) at step {result.step}"
+    if result.saved_step is None:
+        return f"{head}, before the first checkpoint: nothing to resume; start the run again"
+    hint = f"{PROG} train {shlex.quote(preset)} --out {shlex.quote(str(result.out))} --resume"
+    msg = f"{head}; checkpoint of step {result.saved_step} saved in {result.checkpoint}; resume with: {hint}"
+    if Path(result.out) != out:
+        msg += (f" ({out} still holds the earlier run: --overwrite replaces it only when a run completes; "
+                f"move {result.out} there once it has)")  # fmt: skip
+    return msg
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     from inrgen.configs import apply_overrides, get_preset
     from inrgen.training import fit
 
@@ -192,29 +205,20 @@ def cmd_train(a: argparse.Namespace) -> int:
             preset.data = data_for_path(preset.data, a.data, int(preset.model_config.out_channels),
                                         what=f"preset {preset.name}")  # fmt: skip
     t0 = time.time()
-    result = fit(
-        preset, out, resume=a.resume, overwrite=a.overwrite, max_steps=a.max_steps, epochs=a.epochs,
-        devices=_devices(a.devices), num_nodes=a.num_nodes, strategy=a.strategy, accelerator=a.accelerator,
-        precision=a.precision, progress=not a.no_progress, overrides=overrides,
-    )  # fmt: skip
-    from inrgen.training.engine import global_rank_from_env
+    from inrgen.training.engine import TrainInterrupted, global_rank_from_env
 
+    try:
+        result = fit(
+            preset, out, resume=a.resume, overwrite=a.overwrite, max_steps=a.max_steps, epochs=a.epochs,
+            devices=_devices(a.devices), num_nodes=a.num_nodes, strategy=a.strategy,
+            accelerator=a.accelerator, precision=a.precision, progress=not a.no_progress, overrides=overrides,
+        )  # fmt: skip
+    except TrainInterrupted as stop:
+        if global_rank_from_env() == 0:
+            print(_interrupted(stop.result, preset.name, out), file=sys.stderr)
+        return 130 if stop.result.interrupted == "SIGINT" else 143
     if global_rank_from_env() != 0:
         return 0
-    if result.interrupted:
-        code = 130 if result.interrupted == "SIGINT" else 143
-        if result.saved_step is None:
-            print(f"{PROG}: interrupted ({result.interrupted}) at step {result.step}, before the first "
-                  f"checkpoint: nothing to resume; start the run again", file=sys.stderr)  # fmt: skip
-            return code
-        hint = f"{PROG} train {shlex.quote(preset.name)} --out {shlex.quote(str(result.out))} --resume"
-        msg = (f"{PROG}: interrupted ({result.interrupted}) at step {result.step}; checkpoint of step "
-               f"{result.saved_step} saved in {result.checkpoint}; resume with: {hint}")  # fmt: skip
-        if Path(result.out) != out:
-            msg += (f" ({out} still holds the earlier run: --overwrite replaces it only when a run "
-                    f"completes; move {result.out} there once it has)")  # fmt: skip
-        print(msg, file=sys.stderr)
-        return code
     ev = result.eval or {}
     psnr = f", held-out PSNR {ev['psnr_mean']:.2f} +- {ev['psnr_std']:.2f} dB" if ev else ""
     print(f"trained {preset.name} to step {result.step} in {time.time() - t0:.0f} s{psnr}")
@@ -369,7 +373,14 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _run(a: argparse.Namespace, debug: bool) -> int:
     try:
         return COMMANDS[a.command](a)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        from inrgen.training.engine import TrainInterrupted
+
+        if isinstance(err, TrainInterrupted):  # e.g. the demo's training: its checkpoint is saved
+            r = err.result
+            code = 130 if r.interrupted == "SIGINT" else 143
+            return _fail(f"interrupted ({r.interrupted}) at step {r.step}; checkpoint in {r.checkpoint}",
+                         code)  # fmt: skip
         return _fail("interrupted (SIGINT); nothing more was written", 130)
     except _Terminated:
         return _fail("terminated (SIGTERM); nothing more was written", 143)

@@ -240,8 +240,13 @@ def test_bad_data_is_refused_before_the_run_folder_exists(tmp_path, capsys):
         ds.to_netcdf(tmp_path / name)
         return tmp_path / name
 
+    bombs = tmp_path / "bombs"
+    shutil.copytree(imgs, bombs)
+    (bombs / "i7.png").unlink()
+    Image.new("1", (20000, 20000)).save(bombs / "big.png")
     cases = [
-        ("vamoh-mnist-small", imgs, "i7.png"),
+        ("vamoh-mnist-small", imgs, "i7.png is not a readable image"),
+        ("vamoh-mnist-small", bombs, "big.png is too large to decode safely"),
         ("vamoh-sphere-small", nc("one.nc", 1, 8), "no held-out (test) items"),
         ("vamoh-sphere-small", nc("notime.nc", 1, 8, time_axis=False), "no held-out (test) items"),
         ("vamoh-sphere-small", nc("onelat.nc", 20, 1), "needs at least 2 latitudes"),

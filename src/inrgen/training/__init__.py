@@ -20,6 +20,7 @@ _WHERE = {
     "fit": "engine",
     "TrainResult": "engine",
     "TrainError": "engine",
+    "TrainInterrupted": "engine",
     "load_training_state": "engine",
     "INRLightningModule": "module",
     "lr_factor": "module",

@@ -345,7 +345,8 @@ def run_complete(
             if pred.variance is not None and pts.kind == "grid" and len(pts.grid_shape or ()) == 2:
                 from inrgen import viz  # per-point predictive uncertainty (std), shared colour range
 
-                save_grid(tmp / f"{it.name}-uncertainty.png", viz.uncertainty_map(pred.variance, pts.grid_shape))
+                unc = viz.uncertainty_map(pred.variance, pts.grid_shape)
+                save_grid(tmp / f"{it.name}-uncertainty.png", unc)
                 files.append(f"{it.name}-uncertainty.png")
                 row["uncertainty_std_hidden_mean"] = float(pred.variance[hidden].clamp_min(0).sqrt().mean())
                 row["uncertainty_std_kept_mean"] = float(pred.variance[~hidden].clamp_min(0).sqrt().mean())
@@ -439,6 +440,7 @@ def run_sample(
     per_batch = max(1, min(SAMPLE_BATCH, int(0.25 * available_memory() // (points * per))))
     xy, shape, kind, meta = _sample_grid(spec, resolution)
     width = max(2, len(str(n - 1)))
+    n_shown = min(64, n, per_batch)  # the grid of the first samples (at most a batch's memory)
     with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp, torch.no_grad():
         g = torch.Generator().manual_seed(seed)
         files: list[str] = []
@@ -457,11 +459,11 @@ def run_sample(
                                   raw=spec.modality != "image")  # fmt: skip
                     files += names
                     written += sum((tmp / f).stat().st_size for f in names)
-                if len(shown) < 64:
-                    shown.append(mean[: 64 - len(shown)].clone())
+                if sum(map(len, shown)) < n_shown:
+                    shown.append(mean[: n_shown - sum(map(len, shown))].clone())
                 done = s0 + b0 + len(z)
                 _check_disk(tmp, written, done, n, resolution)
-        mean = torch.cat(shown)[:64]
+        mean = torch.cat(shown)
         img = display_images(mean, shape, kind, meta)
         if img is not None:
             save_grid(tmp / "samples.png", img, nrow=min(8, len(mean)))

@@ -17,8 +17,9 @@ What a run promises about the folder:
   the data fits the model, the output folder) is checked before the folder is made;
 - ``overwrite=True`` trains beside the earlier run (``.RUN.tmp-<pid>-*``) and replaces it only when the
   new run completes: a failure or a kill leaves the earlier run as it was;
-- SIGINT / SIGTERM stop after the current step with a checkpoint (``TrainResult.interrupted``; an
-  interrupted replacement is kept as ``RUN.new``, resumable); ``logs/metrics.csv`` is appended and
+- SIGINT / SIGTERM stop after the current step with a checkpoint and raise :class:`TrainInterrupted`
+  (a ``KeyboardInterrupt`` holding the :class:`TrainResult`; an interrupted replacement is kept as
+  ``RUN.new``, resumable); ``logs/metrics.csv`` is appended and
   flushed row by row and keeps its history across resumes.
 
 Example:
@@ -62,6 +63,7 @@ __all__ = [
     "fit",
     "TrainResult",
     "TrainError",
+    "TrainInterrupted",
     "load_training_state",
     "check_data_fits",
     "global_rank_from_env",
@@ -85,6 +87,15 @@ class TrainResult:
     interrupted: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run early
     saved_step: int | None = None  # the step of the latest checkpoint in ``checkpoint``
     changes: dict[str, list[Any]] | None = None  # settings a resume changed: {key: [old, new]}
+
+
+class TrainInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT / SIGTERM after saving a checkpoint; ``result`` says where and at which
+    step (``result.interrupted`` names the signal, ``result.out`` is the folder to resume)."""
+
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__(f"interrupted ({result.interrupted}) at step {result.step}")
+        self.result = result
 
 
 def global_rank_from_env() -> int:
@@ -447,8 +458,11 @@ def fit(
         where = run.keep_aside() if interrupted else run.finish()
     else:
         where = out
-    return TrainResult(where, where / "checkpoint", module.step, model, preset, final, interrupted, saved,
-                       changes or None)  # fmt: skip
+    result = TrainResult(where, where / "checkpoint", module.step, model, preset, final, interrupted, saved,
+                         changes or None)  # fmt: skip
+    if interrupted:
+        raise TrainInterrupted(result)
+    return result
 
 
 def _eval_history(out: Path, step: int) -> list[dict[str, Any]]:
