@@ -41,7 +41,6 @@ import torch
 from benchmarks.common import CACHE, RESULTS, load_images, machine_info, md_table, profile, write_outputs
 from benchmarks.vamoh_completion import MASKS, run_one
 from inrgen.configs import get_preset
-from inrgen.data.points import PointSet
 
 __all__ = ["run", "JOBS", "Job"]
 
@@ -55,8 +54,13 @@ ROWS = {
     ),
     "paper-objective": (
         "VaMoH, Eq. 16 on all points, i.i.d. point dropout only",
-        ["model.dropout_target=all", "model.dropout_regions=0.0", "model.dropout_start_steps=0",
-         "model.kl_z_warmup_steps=0", "model.posterior_warmup_steps=0"],
+        [
+            "model.dropout_target=all",
+            "model.dropout_regions=0.0",
+            "model.dropout_start_steps=0",
+            "model.kl_z_warmup_steps=0",
+            "model.posterior_warmup_steps=0",
+        ],
     ),  # fmt: skip
 }
 GEN_K = (1, 4, 10)
@@ -81,7 +85,9 @@ class Job:
 def jobs(full: bool) -> list[Job]:
     out = [Job(d, r, b) for d in DATASETS for r in ROWS for b in ("demo", "20min")]
     out = [j for j in out if not (j.row == "paper-objective" and j.budget == "20min")]
-    out += [Job("mnist", f"K={k}", "demo") for k in GEN_K if k != get_preset(PRESET).model_config.num_components]
+    out += [
+        Job("mnist", f"K={k}", "demo") for k in GEN_K if k != get_preset(PRESET).model_config.num_components
+    ]
     return out
 
 
@@ -100,7 +106,8 @@ def _folder(job: Job, prof) -> Path:
     steps, budget = _budget(job, prof)
     cfg = get_preset(PRESET)
     blob = json.dumps({"job": job.name, "steps": steps, "budget": budget, "profile": prof.name,
-                       "model": repr(cfg.model_config), "train": repr(cfg.train)}, sort_keys=True)  # fmt: skip
+                       "model": repr(cfg.model_config), "train": repr(cfg.train)},
+                      sort_keys=True)  # fmt: skip
     key = hashlib.sha1(blob.encode()).hexdigest()[:10]
     return CACHE / f"vamoh-completion-{job.data}-{job.row}-{job.budget}-{key}"
 
@@ -172,7 +179,9 @@ def run(quick: bool = True, out_dir: Path = RESULTS) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {"profile": prof.name, "machine": machine_info(), "jobs": {}, "skipped": []}
     for job in jobs(prof.name == "full"):
-        if prof.name == "tiny" and (job.data != "mnist" or job.budget != "demo" or job.row == "paper-objective"):
+        if prof.name == "tiny" and (
+            job.data != "mnist" or job.budget != "demo" or job.row == "paper-objective"
+        ):
             continue
         if not _available(job.data):
             results["skipped"].append(f"{job.name}: data source {job.data} not present")
@@ -180,8 +189,10 @@ def run(quick: bool = True, out_dir: Path = RESULTS) -> dict[str, Any]:
         results["jobs"][job.name] = run_job(job, prof)
     md = [f"# VaMoH completion and generation (issue 10; profile `{prof.name}`)", "",
           f"Command: `python -m benchmarks.run --{'quick' if quick else 'full'} --only vamoh_completion` "
-          f"(jobs cached in `benchmarks/cache/vamoh-completion-*`). Machine: {results['machine'].get('cpu', '?')}.",
-          "", "PSNR (dB) on the hidden pixels only, per held-out item then averaged; margin = model - best fill.", ""]  # fmt: skip
+          "(jobs cached in `benchmarks/cache/vamoh-completion-*`). "
+          f"Machine: {results['machine'].get('cpu', '?')}.", "",
+          "PSNR (dB) on the hidden pixels only, per held-out item then averaged; "
+          "margin = model - best fill.", ""]  # fmt: skip
     for data, title in DATASETS.items():
         rows = []
         for job in jobs(True):
@@ -192,13 +203,16 @@ def run(quick: bool = True, out_dir: Path = RESULTS) -> dict[str, Any]:
             label = ROWS[job.row][0]
             train = f"{r['steps']} steps / {r['cpu_s']:.0f} CPU s"
             cells = [f"{_fmt(c[m]['model'])} ({c[m]['margin']:+.2f})" for m in MASKS]
-            fillcells = [f"{_fmt(c[m]['zero'])} / {_fmt(c[m]['mean'])} / {_fmt(c[m]['nearest'])}" for m in MASKS]
+            fillcells = [
+                f"{_fmt(c[m]['zero'])} / {_fmt(c[m]['mean'])} / {_fmt(c[m]['nearest'])}" for m in MASKS
+            ]
             rows.append([label, train, _fmt(c["recon_psnr"]), *cells, *fillcells,
                          f"{r['latent']['kl_std_nats']:.1f}"])  # fmt: skip
         if rows:
             md += [f"## {title}", "", md_table(
                 ["model", "training", "recon from z", "box", "half", "outpaint",
-                 "box fills (zero/mean/nearest)", "half fills", "outpaint fills", "KL(q(z|x)||N(0,I)) nats"], rows), ""]  # fmt: skip
+                 "box fills (zero/mean/nearest)", "half fills", "outpaint fills",
+                 "KL(q(z|x)||N(0,I)) nats"], rows), ""]  # fmt: skip
     gen_rows = []
     for job in jobs(True):
         r = results["jobs"].get(job.name)

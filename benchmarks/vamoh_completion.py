@@ -42,8 +42,14 @@ from torch import Tensor
 from benchmarks.common import load_images
 from inrgen.configs import apply_overrides, get_preset
 from inrgen.configs.base import Preset
-from inrgen.data.masks import half_mask, outpaint_mask, parse_mask
 from inrgen.data.points import PointSet
+from inrgen.metrics.completion import (
+    COMPLETION_MASKS,
+    completion_masks,
+    hidden_psnr,
+    pooled_psnr,
+    trivial_fills,
+)
 from inrgen.metrics.psnr import psnr
 from inrgen.models import build_model
 
@@ -57,42 +63,10 @@ __all__ = [
     "main",
 ]
 
-MASKS = ("box", "half", "outpaint")
-
-
-def completion_masks(shape: tuple[int, int]) -> dict[str, Tensor]:
-    """``(N,)`` keep-masks (True = observed) of the three completion tasks on an image grid."""
-    h, w = shape
-    return {
-        "box": parse_mask("box", shape),
-        "half": half_mask(shape, "left"),
-        "outpaint": outpaint_mask(shape, (h // 4, w // 4), (h // 2, w // 2)),
-    }
-
-
-def _hidden_psnr(pred: Tensor, truth: Tensor, keep: Tensor) -> Tensor:
-    """Per-item PSNR on the hidden pixels: ``pred, truth (B, N, C)``, ``keep (N,)``."""
-    hidden = (~keep).unsqueeze(0).expand(truth.shape[0], -1)
-    return psnr(pred.float(), truth.float(), mask=hidden, clamp=True)
-
-
-def _pooled_psnr(pred: Tensor, truth: Tensor, keep: Tensor) -> float:
-    """PSNR of the squared error pooled over every item's hidden pixels (no per-item average: items whose
-    hidden part is blank and predicted blank do not enter as 100 dB)."""
-    err = (pred.float().clamp(0, 1) - truth.float())[:, ~keep]
-    return float(-10 * torch.log10(err.square().mean() + 1e-10))
-
-
-def fills(train: Tensor, test: Tensor, keep: Tensor) -> dict[str, Tensor]:
-    """The trivial completions of ``test (B, N, C)`` from ``train (M, N, C)``: predictions ``(B, N, C)``."""
-    mean = train.mean(0, keepdim=True).expand_as(test)
-    # squared distance on the kept pixels: |t|^2 - 2 t.r + |r|^2 restricted to them (one matmul)
-    k = keep.to(train.dtype).view(1, -1, 1)
-    tr = (train * k).flatten(1)  # (M, N C)
-    te = (test * k).flatten(1)
-    d = tr.square().sum(1).unsqueeze(0) - 2 * te @ tr.T  # + |te|^2, constant per row
-    nearest = train[d.argmin(1)]
-    return {"zero": torch.zeros_like(test), "mean": mean.clone(), "nearest": nearest}
+MASKS = COMPLETION_MASKS
+_hidden_psnr = hidden_psnr
+_pooled_psnr = pooled_psnr
+fills = trivial_fills
 
 
 def _decode_mean(model, context: PointSet, coords: Tensor, values: Tensor | None = None, batch: int = 50):
@@ -147,15 +121,22 @@ def mutual_information(model, images: Tensor, samples: int = 4) -> dict[str, flo
     log_q_own = q.log_prob(z)  # (S, n)
     # log q(z_s,i | x_j) for all j
     mu, sd = q.mean, q.stddev
-    lp = torch.distributions.Normal(mu.unsqueeze(0).unsqueeze(0), sd.unsqueeze(0).unsqueeze(0)).log_prob(
-        z.unsqueeze(2)
-    ).sum(-1)  # (S, n, n)
+    lp = (
+        torch.distributions.Normal(mu.unsqueeze(0).unsqueeze(0), sd.unsqueeze(0).unsqueeze(0))
+        .log_prob(z.unsqueeze(2))
+        .sum(-1)
+    )  # (S, n, n)
     log_agg = lp.logsumexp(-1) - math.log(images.shape[0])
     mi = float((log_q_own - log_agg).mean())
     kl = float(torch.distributions.kl_divergence(
         torch.distributions.Normal(mu, sd), torch.distributions.Normal(0.0, 1.0)).sum(-1).mean())  # fmt: skip
     active = int((mu.var(0) > 0.01).sum())
-    return {"mi_nats": mi, "mi_bound_log_n": math.log(images.shape[0]), "kl_std_nats": kl, "active_units": active}
+    return {
+        "mi_nats": mi,
+        "mi_bound_log_n": math.log(images.shape[0]),
+        "kl_std_nats": kl,
+        "active_units": active,
+    }
 
 
 def train_logged(
@@ -206,6 +187,9 @@ def train_logged(
                     ps = PointSet.from_image(probe)
                     row["probe_psnr_z"] = float(psnr(model.decode(model.encode(ps), ps.coords).mean,
                                                      ps.values, clamp=True).mean())  # fmt: skip
+                    for name, keep in completion_masks(tuple(probe.shape[-2:])).items():
+                        pred = model.decode(model.encode(ps.with_mask(keep)), ps.coords).mean
+                        row[f"probe_{name}"] = float(_hidden_psnr(pred, ps.values, keep).mean())
                     model.train()
             history.append(row)
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -279,14 +263,20 @@ def main(argv: list[str] | None = None) -> int:
         a.steps = get_preset(a.preset).train.max_steps
     res, model = run_one(a.preset, a.overrides, a.steps, a.budget, a.seed, a.source, log_every=a.log_every)
     c = res["completion"]
-    print(f"recon from z {c['recon_psnr']:.2f} dB, with pi~ {c['recon_psnr_posterior']:.2f} dB; latent {res['latent']}")
+    print(
+        f"recon from z {c['recon_psnr']:.2f} dB, with pi~ {c['recon_psnr_posterior']:.2f} dB; "
+        f"latent {res['latent']}"
+    )
     for m in MASKS:
         r = c[m]
         print(f"  {m:9s} model {r['model']:6.2f}  zero {r['zero']:6.2f}  mean {r['mean']:6.2f}  "
               f"nearest {r['nearest']:6.2f}  margin {r['margin']:+.2f}")  # fmt: skip
     for key in [k for k in res if k.startswith("completion_")]:
         c2 = res[key]
-        print(f"{key}: recon {c2['recon_psnr']:.2f}; " + ", ".join(f"{m} {c2[m]['model']:.2f} ({c2[m]['margin']:+.2f})" for m in MASKS))
+        print(
+            f"{key}: recon {c2['recon_psnr']:.2f}; "
+            + ", ".join(f"{m} {c2[m]['model']:.2f} ({c2[m]['margin']:+.2f})" for m in MASKS)
+        )
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))
     if a.save:

@@ -169,8 +169,11 @@ def recover_checkpoint(folder: str | os.PathLike) -> bool:
 
 
 def resolve_folder(folder: str | os.PathLike) -> Path:
-    """``folder``, or the ``checkpoint/`` inside it when ``folder`` is a training run folder."""
-    folder = Path(folder)
+    """``folder``, or the ``checkpoint/`` inside it when ``folder`` is a training run folder
+    (``pretrained:<name>``: a checkpoint shipped in the package, :mod:`inrgen.pretrained`)."""
+    from inrgen.pretrained import resolve
+
+    folder = resolve(folder)
     if not (folder / CONFIG).is_file() and folder.is_dir():
         recover_checkpoint(folder / "checkpoint")
         if (folder / "checkpoint" / CONFIG).is_file():

