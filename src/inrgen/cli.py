@@ -342,6 +342,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     s = run_evaluate(a.ckpt, a.data, a.out, a.split, a.num, a.chunk_size, a.overwrite, a.batch_size)
     print(format_table({k: v for k, v in s.items() if k != "psnr_per_item"}))
+    if s.get("psnr_definition"):
+        print(s["psnr_definition"])
     if a.out:
         print(f"wrote {a.out}/metrics.json")
     return 0

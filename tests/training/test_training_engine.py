@@ -321,3 +321,5 @@ def test_evaluate_per_item_psnr_of_a_perfect_and_a_constant_model():
     assert s["psnr_per_item"] == pytest.approx(ref.tolist(), abs=1e-3)
     assert s["psnr_std"] == pytest.approx(float(ref.std(unbiased=False)), abs=1e-4)
     assert s["num_items"] == 4
+    # VaMoH's Eq. 19-20 PSNR sums over channels: equal to the per-value PSNR for one channel
+    assert s["psnr_per_point_mean"] == pytest.approx(s["psnr_mean"]) and "Eq. 19-20" in s["psnr_definition"]

@@ -8,7 +8,8 @@ points; the query views of a novel-view pair), and the PSNR of the item is
 over its known points, for the predictive mean decoded from the latent alone (``psnr_*``). The models
 of the IPC codebase (``UNCLAMPED_PSNR_MODELS``: the locality-aware INR, IPC, TransINR, Learned Init)
 report PSNR on the *unclamped* output, as IPC's ``compute_loss`` does and the LA-GINR tables use, so
-their ``psnr_*`` drop the clip; every summary also holds both definitions side by side
+their ``psnr_*`` drop the clip; ``psnr_per_point_mean`` is VaMoH's Eq. 19-20 (squared error summed over
+the ``C`` channels: ``10 log10(C)`` dB lower, 4.77 dB for RGB); every summary also holds both clampings
 (``psnr_clamped_*`` and ``psnr_unclamped_*``) and names the headline one (``headline_psnr``). For mixture
 models whose decoder also reads the observed values (VaMoH: the posterior weights ``pi~(x, y, z)`` of
 Eq. 5, which the released code uses to reconstruct observed points), ``psnr_posterior_*`` is the same
@@ -25,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -134,6 +136,9 @@ def evaluate(
     m = torch.cat(mses).double()
     unclamped_headline = getattr(model, "model_name", None) in UNCLAMPED_PSNR_MODELS
     p = unclamped if unclamped_headline else clamped
+    # VaMoH Eq. 19-20 sums the squared error over channels: 10 log10(C) dB below the per-value PSNR
+    channels = int(getattr(model, "out_channels", 1) or 1)
+    per_point = p - 10 * math.log10(channels)
     out: dict[str, Any] = {
         "step": int(step),
         "num_items": int(count),
@@ -146,6 +151,12 @@ def evaluate(
         "mse_mean": float(m.mean()),
         "psnr_per_item": [round(float(v), 4) for v in p],
         "headline_psnr": "unclamped (IPC)" if unclamped_headline else "clamped to [0, 1]",
+        "psnr_per_point_mean": float(per_point.mean()),
+        "psnr_definition": (
+            "psnr_*: per value (squared error averaged over points and channels; IPC, TransINR, Functa, "
+            "LA-GINR Tables 1-3); psnr_per_point_*: VaMoH Eq. 19-20 (squared error summed over the "
+            f"{channels} channel(s), averaged over points; VaMoH Tables 1, 2, 4, 5) = psnr - 10 log10(C)"
+        ),
     }
     if post:
         q = torch.cat(post).double()
