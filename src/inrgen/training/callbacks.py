@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,7 @@ class EvalCallback(pl.Callback):
         metrics = {k.replace("psnr_", "test/psnr_"): v for k, v in summary.items() if k.startswith("psnr_")}
         metrics.pop("test/psnr_per_item", None)
         metrics.update({f"test/{k[5:]}": v for k, v in summary.items() if k.startswith("loss/")})
+        metrics = {k: v for k, v in metrics.items() if isinstance(v, Real) and not isinstance(v, bool)}
         for lg in module.loggers:
             lg.log_metrics(metrics, step=step)
         self.latest = summary

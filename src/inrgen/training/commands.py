@@ -213,7 +213,7 @@ def _point_bytes(model: INRModel, latent: Any, coords: Tensor) -> float:
     kept = sum(
         t.numel() * t.element_size() for n in Prediction._TENSORS if (t := getattr(pred, n)) is not None
     ) / (coords.shape[0] * k)
-    return 2 * kept + coords.element_size() * coords.shape[-1] + 32
+    return 2 * kept + coords.element_size() * coords.shape[-1] + 64
 
 
 def _require_fits(points: int, per_point: float, what: str, fits: str) -> None:
