@@ -19,6 +19,7 @@ from inrgen_tiny import TinyAE, TinyImages, tiny_preset
 from inrgen.checkpoint import CheckpointWriteError, load_model, save_checkpoint
 from inrgen.training import TrainError, fit
 from inrgen.training.loggers import CSVMetrics
+from inrgen.training.outputs import OutputError
 
 
 def _fit(preset, out, **kw):
@@ -167,3 +168,23 @@ def test_saves_remove_leftovers_of_dead_writers_only(tmp_path):
     save_checkpoint(folder, load_model(folder))
     left = sorted(f.name for f in folder.parent.iterdir() if f.name.startswith(".checkpoint"))
     assert left == sorted(names[2:])
+
+
+def test_a_run_that_died_before_its_first_checkpoint_does_not_block_the_same_command(tmp_path, monkeypatch):
+    real = TinyAE.loss
+
+    def crash(self, batch, step=0):
+        if step == 1:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+            )
+        return real(self, batch, step)
+
+    monkeypatch.setattr(TinyAE, "loss", crash)
+    with pytest.raises(TrainError, match="out of memory at step 1"):
+        _fit(tiny_preset(), tmp_path / "r", evaluate=False)
+    assert (tmp_path / "r" / ".inrgen.json").is_file() and not (tmp_path / "r" / "checkpoint").exists()
+    monkeypatch.undo()
+    with pytest.raises(OutputError, match="holds no checkpoint.*start it again without --resume"):
+        _fit(tiny_preset(), tmp_path / "r", resume=True)
+    assert _fit(tiny_preset(), tmp_path / "r", evaluate=False).step == 6  # no --overwrite needed
