@@ -37,6 +37,17 @@ Released-code behaviours available as options (``VaMoHConfig``): ``encoder.encod
 entropy term), ``uniform_cat_prior_steps`` (uniform, frozen p(c) at the start), ``train_max_points`` (a
 random shared subset of points per batch, 4096 for voxels).
 
+Completion options (not in the paper or the released code; measured in ``bench_vamoh_completion`` on
+MNIST, where the paper's literal setting completes worse than a black fill, see ``vamoh-mnist-small``):
+``encoder.last_centroids="grid"`` (the last PointConv stage on a fixed ``r^d`` grid, so the flattened
+head reads the same place in every slot whatever the mask), ``dropout_target="prior"`` (the points the
+encoder did not see are scored with the prior weights ``pi(x, z)``, which completion decodes with: still
+an ELBO, with ``q(c_d) = p(c_d | x_d, z)`` there, so ``KL_c`` is 0 on them), ``dropout_regions`` (a
+share of batches hides a random box, half or border instead of i.i.d. points), and schedules
+``dropout_start_steps``, ``kl_z_warmup_steps`` (a linear ``beta_z`` ramp), ``posterior_warmup_steps``
+(``q(c) = p(c | x, z)`` everywhere at first). Point dropout keeps at least ``dropout_min_points`` points,
+by default the first PointConv layer's centroid count (Sec. 3.3).
+
 Shapes (einops legend): ``b`` batch, ``n`` points, ``k`` components, ``c`` channels, ``z`` latent size.
 
 Example:
