@@ -137,7 +137,7 @@ class VaMoHConfig:
     warmup_steps: int = 1000  # steps with the N(0, I) prior before the flow prior (Algorithm 1)
     uniform_cat_prior_steps: int = 0  # steps with a uniform, frozen p(c) (released code; 0: off)
     posterior_warmup_steps: int = 0  # steps with q(c | .) = p(c | x, z), no pi~ (not in the paper; 0: off)
-    kl_z_warmup_steps: int = 0  # KL annealing: beta_z ramps 0 -> 1 over these steps (not in the paper; 0: off)
+    kl_z_warmup_steps: int = 0  # KL annealing: beta_z ramps 0 -> 1 over these steps (0: off)
     kl_z_estimator: str = "mc"  # "mc": reparameterised MC KL (paper) | "official": released code's
     kl_z_samples: int = 1  # Monte-Carlo samples of KL_z (the first one is shared with the reconstruction)
     point_dropout: float = 0.75  # alpha: per batch p ~ U(0, alpha) of the points are dropped (Sec. 3.3)
