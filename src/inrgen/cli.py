@@ -364,6 +364,9 @@ def cmd_web(a: argparse.Namespace) -> int:
         require_gradio()
     except ImportError as err:
         return _fail(str(err))
+    from inrgen.app.functions import load_demo
+
+    load_demo(a.ckpt)  # a folder that is no checkpoint fails here, before a server starts
     print(f"inrgen web demo of {a.ckpt} on http://{a.host}:{a.port} (Ctrl-C stops it)")
     launch(a.ckpt, host=a.host, port=a.port)
     return 0
