@@ -27,6 +27,7 @@ import math
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,20 @@ def _summary(command: str, folder: Path, spec: ModelSpec, **kw: Any) -> dict[str
     return {"command": command, "checkpoint": str(folder), "preset": spec.preset, "model": spec.model, **kw}
 
 
+@dataclass
+class _Guard:
+    """What an output folder must not be: another command's, or one holding this command's inputs."""
+
+    command: str
+    protect: list[Any]
+
+    def check(self, out: str | os.PathLike, overwrite: bool) -> Path:
+        return check_output_dir(out, overwrite, self.command, self.protect)
+
+    def output(self, out: str | os.PathLike, overwrite: bool, **info: Any):
+        return atomic_output(out, overwrite, self.command, self.protect, **info)
+
+
 def _check_chunk(chunk_size: int | None) -> int | None:
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {chunk_size}")
@@ -245,8 +260,8 @@ def run_reconstruct(
     """Reconstruct every input at its own points and, with ``scale``, on a ``scale`` times finer grid."""
     _check_chunk(chunk_size)
     model, spec, folder = load_checkpoint(ckpt)
-    guard = {"command": "reconstruct", "protect": [folder, input]}
-    check_output_dir(out, overwrite, **guard)
+    guard = _Guard("reconstruct", [folder, input])
+    guard.check(out, overwrite)
     if scale is not None and not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"--scale must be a finite number > 0, got {scale}")
     items = read_inputs(input, spec)
@@ -258,7 +273,7 @@ def run_reconstruct(
             )
         _check_superres(model, items, scale)
     rows = []
-    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
+    with guard.output(out, overwrite, checkpoint=str(folder)) as tmp:
         for it in items:
             pts = it.points
             pred = tasks.reconstruct(model, pts, chunk_size)
@@ -281,14 +296,15 @@ def run_reconstruct(
 def _check_superres(model: INRModel, items: list[InputItem], scale: float) -> None:
     """Refuse a ``--scale`` whose finer grid cannot fit in memory, naming the largest scale that does."""
     for it in items:
-        shape = C.superres_shape(it.points.grid_shape, scale, it.points.meta.get("align", "center"))
+        grid_in = tuple(it.points.grid_shape or ())  # on a grid: _grid_inputs checked
+        shape = C.superres_shape(grid_in, scale, it.points.meta.get("align", "center"))
         n = math.prod(shape)
         if n * 64 < 0.1 * available_memory():
             continue  # clearly fits: no need to measure
         with torch.no_grad():
             latent = model.encode(it.points)
         per = _point_bytes(model, latent, it.points.coords)
-        n_in = math.prod(it.points.grid_shape)
+        n_in = math.prod(grid_in)
         best = (_max_fitting(per) / n_in) ** (1 / len(shape))
         grid = "x".join(map(str, shape))
         _require_fits(n, per, f"--scale {scale:g} turns {it.source} into a {grid} grid, which",
@@ -315,8 +331,8 @@ def run_complete(
     _check_chunk(chunk_size)
     check_seed(seed)
     model, spec, folder = load_checkpoint(ckpt)
-    guard = {"command": "complete", "protect": [folder, input]}
-    check_output_dir(out, overwrite, **guard)
+    guard = _Guard("complete", [folder, input])
+    guard.check(out, overwrite)
     items = read_inputs(input, spec)
     _grid_inputs(items, "completion (--mask)")
     g = torch.Generator().manual_seed(seed)
@@ -325,7 +341,7 @@ def run_complete(
         if not (keep & it.points.observed[0]).any():
             raise InputError(f"mask {mask!r} hides every observed point of {it.source}: nothing to encode")
     rows = []
-    with atomic_output(out, overwrite, checkpoint=str(folder), mask=mask, **guard) as tmp:
+    with guard.output(out, overwrite, checkpoint=str(folder), mask=mask) as tmp:
         for it, keep in zip(items, keeps):
             pts = it.points
             pred = tasks.complete(model, pts, keep, chunk_size)
@@ -421,18 +437,19 @@ def run_sample(
             f"{type(model).__name__} ({spec.preset}) is not generative: it has no prior to sample from "
             "(sample from a generative model such as VaMoH)"
         )
+    sample_latent: Any = model.sample_latent  # generative models have it (checked above)
     n = int(n)
     if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
-    guard = {"command": "sample", "protect": [folder]}
-    check_output_dir(out, overwrite, **guard)
+    guard = _Guard("sample", [folder])
+    guard.check(out, overwrite)
     shape = _parse_resolution(spec, resolution)
     points = math.prod(shape)
     dim = 3 if spec.modality == "sphere" else len(shape)
     per = 4.0 * (2 * (dim + spec.channels) + dim) + 32  # a lower bound, measured below when it matters
     if points * per > 0.05 * available_memory():
         with torch.no_grad():
-            probe = model.sample_latent(1, generator=torch.Generator().manual_seed(0))
+            probe = sample_latent(1, generator=torch.Generator().manual_seed(0))
         per = _point_bytes(model, probe, torch.zeros(1, 16, dim))
     side = int(_max_fitting(per) ** (1 / len(shape)))
     _require_fits(points, per, f"one sample on a {'x'.join(map(str, shape))} grid",
@@ -441,13 +458,13 @@ def run_sample(
     xy, shape, kind, meta = _sample_grid(spec, resolution)
     width = max(2, len(str(n - 1)))
     n_shown = min(64, n, per_batch)  # the grid of the first samples (at most a batch's memory)
-    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp, torch.no_grad():
+    with guard.output(out, overwrite, checkpoint=str(folder)) as tmp, torch.no_grad():
         g = torch.Generator().manual_seed(seed)
         files: list[str] = []
         shown: list[Tensor] = []
         written = 0
         for s0 in range(0, n, SAMPLE_BATCH):
-            latent = model.sample_latent(min(SAMPLE_BATCH, n - s0), generator=g)
+            latent = sample_latent(min(SAMPLE_BATCH, n - s0), generator=g)
             for b0 in range(0, len(latent), per_batch):
                 z = latent[b0 : b0 + per_batch]
                 coords = xy.unsqueeze(0).expand(len(z), -1, -1).to(xy.dtype)
@@ -499,12 +516,12 @@ def run_segment(
 
     _check_chunk(chunk_size)
     model, spec, folder = load_checkpoint(ckpt)
-    guard = {"command": "segment", "protect": [folder, input]}
-    check_output_dir(out, overwrite, **guard)
+    guard = _Guard("segment", [folder, input])
+    guard.check(out, overwrite)
     items = read_inputs(input, spec)
     _grid_inputs(items, "segmentation")
     rows = []
-    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
+    with guard.output(out, overwrite, checkpoint=str(folder)) as tmp:
         for it in items:
             pts = it.points
             try:
@@ -550,8 +567,8 @@ def run_novel_view(
             f"{spec.preset} was trained on {spec.modality} data, not on views: novel-view needs a "
             "light-field model (e.g. a laginr-nvs-* or ipc/transinr views preset)"
         )
-    guard = {"command": "novel-view", "protect": [folder, views, pose]}
-    check_output_dir(out, overwrite, **guard)
+    guard = _Guard("novel-view", [folder, views, pose])
+    guard.check(out, overwrite)
     n_support = int(spec.data.options.get("n_support", 1))
     size = spec.data.options.get("image_size")
     support, fov, (h, w), imgs = read_support_views(views, n_support, size)
@@ -559,7 +576,7 @@ def run_novel_view(
     K = C.intrinsics_from_fov(fov, w, h)
     _require_fits(len(c2w) * h * w, 4.0 * (6 * 3 + 3 * 3) + 32, f"{len(c2w)} view(s) of {h}x{w} pixels",
                   "render fewer poses at a time")  # fmt: skip
-    with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
+    with guard.output(out, overwrite, checkpoint=str(folder)) as tmp:
         rendered = tasks.novel_view(model, support, c2w.unsqueeze(0), K, h, w, chunk_size)[0]  # (Q, 3, H, W)
         save_grid(tmp / "support.png", imgs, nrow=len(imgs))
         files = ["support.png"]
@@ -596,9 +613,9 @@ def run_evaluate(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     model, spec, folder = load_checkpoint(ckpt)
-    guard = {"command": "evaluate", "protect": [folder, data]}
+    guard = _Guard("evaluate", [folder, data])
     if out is not None:
-        check_output_dir(out, overwrite, **guard)
+        guard.check(out, overwrite)
     cfg = spec.data
     if data is not None:
         cfg = data_for_path(cfg, data, spec.channels, what=f"the model of {spec.preset}")
@@ -624,6 +641,6 @@ def run_evaluate(
     summary = {"checkpoint": str(folder), "preset": spec.preset, "data": cfg.source, "root": cfg.root,
                "split": split, **summary}  # fmt: skip
     if out is not None:
-        with atomic_output(out, overwrite, checkpoint=str(folder), **guard) as tmp:
+        with guard.output(out, overwrite, checkpoint=str(folder)) as tmp:
             write_json(tmp / "metrics.json", summary)
     return summary
