@@ -459,6 +459,35 @@ def test_messages_name_the_problem(trained, tmp_path, capsys):
             ]
         )
         assert code == 0, capsys.readouterr().err
+    colour = Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28, 3), dtype=np.uint8)).convert(
+        "P"
+    )
+    colour.save(tmp_path / "colour.gif")
+    code = main(
+        [
+            "reconstruct",
+            str(root / "run"),
+            "--input",
+            str(tmp_path / "colour.gif"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code != 0 and "a colour palette image (PIL mode P)" in capsys.readouterr().err
+    p = get_preset("vamoh-shapes-small")  # an RGB model reads any palette image, grey ones too
+    save_checkpoint(tmp_path / "rgb", build_model(p.model, p.model_config), extra=checkpoint_extra(p, 0))
+    for f in ("colour.gif", "pal.png"):
+        code = main(
+            [
+                "reconstruct",
+                str(tmp_path / "rgb"),
+                "--input",
+                str(tmp_path / f),
+                "--out",
+                str(tmp_path / f"r-{f}"),
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
     # a decompression bomb inside a folder is named
     folder = tmp_path / "imgs"
     folder.mkdir()

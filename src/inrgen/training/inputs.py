@@ -187,7 +187,8 @@ def _palette_channels(path: Path) -> int:
 
 def _image_channels(path: Path) -> tuple[int, str, tuple[int, int]]:
     """``(colour channels, what the file is in words, (height, width))``: alpha is dropped (composited
-    on white, as training does); palette images (GIFs, palette PNGs) count by their colours."""
+    on white, as training does); palette images (GIFs, palette PNGs) count by their colours, so a grey
+    palette image is read by a grayscale model, and any palette image by an RGB one."""
     mode, size = check_image_file(path)
     if mode in _ONE:
         alpha = mode in ("LA", "La")
@@ -206,7 +207,8 @@ def _read_images(files: list[Path], spec: ModelSpec) -> list[InputItem]:
     checked = []
     for f in files:
         ch, what, size = _image_channels(f)
-        if ch != spec.channels:
+        lossless = spec.channels == 3 and "palette" in what  # a grey palette read as RGB loses nothing
+        if ch != spec.channels and not lossless:
             want = "grayscale (1 channel)" if spec.channels == 1 else f"RGB ({spec.channels} channels)"
             conv = "grayscale" if spec.channels == 1 else "RGB"
             raise InputError(
