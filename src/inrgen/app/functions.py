@@ -248,17 +248,18 @@ def painted_region(editor_value: Any) -> np.ndarray | None:
         layers = [np.asarray(x) for x in (editor_value.get("layers") or []) if x is not None]
         if not layers:
             return None
-        painted = np.zeros(layers[0].shape[:2], dtype=bool)
+        h, w = int(layers[0].shape[0]), int(layers[0].shape[1])
+        painted: np.ndarray = np.zeros((h, w), dtype=bool)
         for x in layers:
             alpha = x[..., 3] if x.ndim == 3 and x.shape[2] == 4 else (x if x.ndim == 2 else x.max(-1))
-            if alpha.shape != painted.shape:
-                alpha = np.asarray(Image.fromarray(alpha.astype(np.uint8)).resize(painted.shape[::-1]))
+            if alpha.shape != (h, w):
+                alpha = np.asarray(Image.fromarray(alpha.astype(np.uint8)).resize((w, h)))
             painted |= alpha > 0
     else:
-        painted = np.asarray(editor_value) > 0
+        painted = np.asarray(np.asarray(editor_value) > 0)
         if painted.ndim == 3:
-            painted = painted.any(-1)
-    return painted if painted.any() else None
+            painted = np.asarray(painted.any(-1))
+    return painted if bool(painted.any()) else None
 
 
 def keep_mask(

@@ -89,7 +89,9 @@ def build_app(ckpt: str | os.PathLike | None = None):
             try:
                 first = F.example_image(demo, 0)
                 editor = _editor_value(first)
-                mask = _editor_value(_show(F.to_uint8(F.prepare_image(demo, first).to_image()[0])))
+                mask = _editor_value(
+                    F.to_display(F.to_uint8(F.prepare_image(demo, first).to_image()[0]), DISPLAY)
+                )
             except ValueError as err:
                 note += f"\n\n{err}"
         return note, editor, mask
@@ -113,19 +115,20 @@ def build_app(ckpt: str | os.PathLike | None = None):
             points = F.prepare_image(demo, value)
         except ValueError:
             return gr.update()
-        return _editor_value(_show(F.to_uint8(points.to_image()[0])))
+        return _editor_value(F.to_display(F.to_uint8(points.to_image()[0]), DISPLAY))
 
     def on_run(path: str, value: Any, mask: Any, kind: str, fraction: float, side: str, factor: float):
         demo = load(path)
         try:
             points = F.prepare_image(demo, value)
-            keep = F.keep_mask(kind, points.grid_shape, fraction=fraction, side=side, painted=mask)
+            shape = tuple(points.grid_shape or ())
+            keep = F.keep_mask(kind, shape, fraction=fraction, side=side, painted=mask)
             comp = F.complete_image(demo, points, keep)
             sr = F.superresolve_image(demo, points, factor)
             seg = F.segment_image(demo, points)
         except ValueError as err:
             raise fail(err) from None
-        h, w = points.grid_shape
+        h, w = shape
         ch = "grey" if demo.channels == 1 else "RGB"
         notes = [
             f"Input: {w}x{h} {ch}; hidden: {MASK_LABELS.get(kind, kind)}.",
