@@ -160,12 +160,13 @@ def _image_files(data) -> list[Path]:
     info = SOURCES.get(data.source)
     if info is None or info.modality != "image" or data.root is None:
         return []
+    from inrgen.data.datasets.images import IMAGE_EXTENSIONS, list_images
+
     root = Path(data.root).expanduser()
-    if root.is_file():
-        return [root]
+    if root.is_file():  # an image, or a container (Shapes3D's .h5) its own loader checks
+        return [root] if root.name.lower().endswith(IMAGE_EXTENSIONS) else []
     if not root.is_dir():
         return []
-    from inrgen.data.datasets.images import list_images
 
     return list_images(root)
 
