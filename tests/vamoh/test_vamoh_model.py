@@ -370,7 +370,8 @@ def test_region_dropout_hides_contiguous_regions_shared_by_the_batch():
         rows, cols = hid.any(1).nonzero().flatten(), hid.any(0).nonzero().flatten()
         kept_rows, kept_cols = keep.any(1).nonzero().flatten(), keep.any(0).nonzero().flatten()
         box_hidden = bool(hid[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())
-        box_kept = bool(keep[kept_rows.min() : kept_rows.max() + 1, kept_cols.min() : kept_cols.max() + 1].all())
+        r0, r1, c0, c1 = kept_rows.min(), kept_rows.max() + 1, kept_cols.min(), kept_cols.max() + 1
+        box_kept = bool(keep[r0:r1, c0:c1].all())
         assert box_hidden or box_kept
         assert 0 < int(hid.sum()) < 64
 

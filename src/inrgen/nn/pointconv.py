@@ -353,7 +353,7 @@ class PointConvEncoder(nn.Module):
             side = round(counts[-1] ** (1.0 / coord_dim))
             if side**coord_dim != counts[-1]:
                 raise ValueError(
-                    f"last_centroids='grid' needs a last stage of r^{coord_dim} centroids (a regular grid), got "
+                    f"last_centroids='grid' needs a last stage of r^{coord_dim} centroids (a grid), got "
                     f"{counts[-1]}"
                 )
             from inrgen.coords import grid as _grid  # pixel centres in [-1, 1], ij order
@@ -407,7 +407,11 @@ class PointConvEncoder(nn.Module):
             cp = None if nb.centroid_pos is None else nb.centroid_pos[:, :s]
             compact.append(
                 Neighbourhood(
-                    nb.centroid_idx[:, :s], nb.centroid_ok[:, :s], nb.nbr_idx[:, :s, :k], nb.nbr_ok[:, :s, :k], cp
+                    nb.centroid_idx[:, :s],
+                    nb.centroid_ok[:, :s],
+                    nb.nbr_idx[:, :s, :k],
+                    nb.nbr_ok[:, :s, :k],
+                    cp,
                 )
             )
         self._cache = (coords.detach().clone(), compact)
