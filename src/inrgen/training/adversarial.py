@@ -90,17 +90,7 @@ class AdversarialModule(INRLightningModule):
             {"params": gen, "lr": t.lr, "name": "generator"},
             {"params": disc, "lr": self.disc_lr(0), "name": "discriminator"},
         ]
-        betas = (float(t.betas[0]), float(t.betas[1]))
-        opt = torch.optim.AdamW(groups, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
-        if self._resume_state is not None and "optimizer" in self._resume_state:
-            try:
-                opt.load_state_dict(self._resume_state["optimizer"])
-            except (ValueError, KeyError) as err:
-                raise ValueError(
-                    f"the checkpoint's optimizer state does not fit this model ({err}); it was written by a "
-                    "different model or configuration"
-                ) from err
-        return opt
+        return self.adamw(groups)
 
     # ------------------------------------------------------------------------------------ one step
     @staticmethod

@@ -58,17 +58,7 @@ class FunctaFlowModule(INRLightningModule):
         if flow:
             lr = self.model.config.flow_lr
             groups.append({"params": flow, "lr": t.lr if lr is None else lr, "name": "flow"})
-        betas = (float(t.betas[0]), float(t.betas[1]))
-        opt = torch.optim.AdamW(groups, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
-        if self._resume_state is not None and "optimizer" in self._resume_state:
-            try:
-                opt.load_state_dict(self._resume_state["optimizer"])
-            except (ValueError, KeyError) as err:
-                raise ValueError(
-                    f"the checkpoint's optimizer state does not fit this model ({err}); it was written by a "
-                    "different model or configuration"
-                ) from err
-        return opt
+        return self.adamw(groups)
 
 
 @torch.no_grad()

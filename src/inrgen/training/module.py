@@ -131,9 +131,14 @@ class INRLightningModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.adamw([p for p in self.model.parameters() if p.requires_grad])
+
+    def adamw(self, params) -> torch.optim.Optimizer:
+        """AdamW over ``params`` (a list, or parameter groups) with the run's lr, betas and weight decay,
+        restored from the resumed checkpoint's optimizer state when there is one."""
         t = self.train_cfg
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        betas = (float(t.betas[0]), float(t.betas[1]))
+        opt = torch.optim.AdamW(params, lr=t.lr, betas=betas, weight_decay=t.weight_decay)
         if self._resume_state is not None and "optimizer" in self._resume_state:
             try:
                 opt.load_state_dict(self._resume_state["optimizer"])
