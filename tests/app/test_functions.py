@@ -123,7 +123,8 @@ def test_completion_is_the_library_completion(vamoh):
     assert out.kept == 392 and out.total == 784 and "392 of 784" in out.summary()
     # VaMoH predicts a variance: the uncertainty map is its standard deviation, coloured
     assert pred.variance is not None
-    assert np.array_equal(out.uncertainty, F.to_uint8(viz.uncertainty_map(pred.variance, (28, 28))[0]))
+    var = tasks.predictive_variance(pred)
+    assert np.array_equal(out.uncertainty, F.to_uint8(viz.uncertainty_map(var, (28, 28))[0]))
     full = F.complete_image(vamoh, ps, F.keep_mask("none", ps.grid_shape))
     assert full.psnr_hidden is None and "784 of 784" in full.summary()
 

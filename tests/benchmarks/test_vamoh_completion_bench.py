@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import benchmarks.bench_vamoh_completion as B
+import pytest
 from benchmarks.common import TINY_ENV
 
 

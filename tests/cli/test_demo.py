@@ -58,3 +58,17 @@ def test_demo_writes_every_output_once(tmp_path, capsys):
     (mine / "notes.txt").write_text("x")
     assert main(["demo", "--out", str(mine), "--max-steps", "2", "--overwrite"]) != 0
     assert "not written by inrgen" in capsys.readouterr().err
+
+
+def test_demo_uses_the_shipped_checkpoint_by_default(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["pretrained"] and m["steps"] == 10000 and not (out / "run").exists()
+    assert "inrgen train vamoh-mnist-small" in m["trained_by"]
+    table = m["completion"]
+    assert table["num_items"] == 500
+    for mask in ("box", "half", "outpaint"):  # the shipped model beats every fill of the hidden pixels
+        assert table[mask]["margin_db"] > 0, mask
+    assert "over the best fill" in printed and m["files"] == [*FIGURES, "metrics.json"]

@@ -368,8 +368,9 @@ def complete_image(
     observed = torch.where(keep[None, :, None], observed_rgb, hide)
     composite = torch.where(keep[None, :, None], truth, pred.mean.clamp(0, 1))
     unc = None
-    if pred.variance is not None:
-        unc = to_uint8(viz.uncertainty_map(pred.variance, shape)[0])
+    var = tasks.predictive_variance(pred)
+    if var is not None:
+        unc = to_uint8(viz.uncertainty_map(var, shape)[0])
     hidden = ~keep
     p_h = p_m = None
     if bool(hidden.any()):

@@ -358,14 +358,15 @@ def run_complete(
             files += _save(tmp, f"{it.name}-masked", _shown(pts.with_mask(keep)), pts, raw=False)
             files += _save(tmp, f"{it.name}-completed", pred.mean, pts, raw=True)
             files += _save(tmp, f"{it.name}-composite", composite, pts, raw=False)
-            if pred.variance is not None and pts.kind == "grid" and len(pts.grid_shape or ()) == 2:
+            var = tasks.predictive_variance(pred)
+            if var is not None and pts.kind == "grid" and len(pts.grid_shape or ()) == 2:
                 from inrgen import viz  # per-point predictive uncertainty (std), shared colour range
 
-                unc = viz.uncertainty_map(pred.variance, pts.grid_shape)
+                unc = viz.uncertainty_map(var, pts.grid_shape)
                 save_grid(tmp / f"{it.name}-uncertainty.png", unc)
                 files.append(f"{it.name}-uncertainty.png")
-                row["uncertainty_std_hidden_mean"] = float(pred.variance[hidden].clamp_min(0).sqrt().mean())
-                row["uncertainty_std_kept_mean"] = float(pred.variance[~hidden].clamp_min(0).sqrt().mean())
+                row["uncertainty_std_hidden_mean"] = float(var[hidden].clamp_min(0).sqrt().mean())
+                row["uncertainty_std_kept_mean"] = float(var[~hidden].clamp_min(0).sqrt().mean())
             row["files"] = files
             rows.append(row)
         summary = _summary(

@@ -106,10 +106,11 @@ def write_task_figures(model, items: PointSet, out: Path, chunk_size: int | None
         observed = _img(_shown(items.with_mask(keep)), items)
         filled = torch.where(keep.view(1, -1, 1), items.values, done.mean)
         rows = [truth, observed, _img(done.mean, items), _img(filled, items)]
-        if done.variance is not None and len(shape) == 2:  # per-point predictive std (bright = unsure)
+        var = tasks.predictive_variance(done)
+        if var is not None and len(shape) == 2:  # per-point predictive std (bright = unsure)
             from inrgen import viz
 
-            rows = [_rgb(r) for r in rows] + [viz.uncertainty_map(done.variance, shape)]
+            rows = [_rgb(r) for r in rows] + [viz.uncertainty_map(var, shape)]
         save_grid(out / f"{name}.png", torch.cat(rows), nrow=k)
         hidden = (~keep).unsqueeze(0) & items.observed
         vals = _psnr_on(done.mean, items, hidden)
@@ -164,13 +165,16 @@ def completion_table(model, test, train, num: int, seed: int, batch: int = 100) 
         return torch.cat(out)
 
     rec = decode()
+    p_rec = psnr(rec, values, clamp=True)
     table: dict[str, Any] = {
         "num_items": items.batch_size,
-        "reconstruction_psnr_from_z": float(psnr(rec, values, clamp=True).mean()),
+        "reconstruction_psnr_from_z": float(p_rec.mean()),
+        "reconstruction_psnr_from_z_std": float(p_rec.std(unbiased=False)),
     }
     if reads_values(model):
-        post = decode(posterior=True)
-        table["reconstruction_psnr_posterior"] = float(psnr(post, values, clamp=True).mean())
+        p_post = psnr(decode(posterior=True), values, clamp=True)
+        table["reconstruction_psnr_posterior"] = float(p_post.mean())
+        table["reconstruction_psnr_posterior_std"] = float(p_post.std(unbiased=False))
     for name, keep in completion_masks(items.grid_shape).items():
         row = {"model": float(hidden_psnr(decode(keep), values, keep).mean())}
         for fill, pred in trivial_fills(train_values, values, keep).items():
@@ -333,9 +337,9 @@ def run_demo(
         "total_seconds": round(time.time() - t0, 1),
         "threads": threads,
         "psnr_mean": ev.get("psnr_mean", table.get("reconstruction_psnr_from_z")),
-        "psnr_std": ev.get("psnr_std"),
+        "psnr_std": ev.get("psnr_std", table.get("reconstruction_psnr_from_z_std")),
         "psnr_posterior_mean": ev.get("psnr_posterior_mean", table.get("reconstruction_psnr_posterior")),
-        "psnr_posterior_std": ev.get("psnr_posterior_std"),
+        "psnr_posterior_std": ev.get("psnr_posterior_std", table.get("reconstruction_psnr_posterior_std")),
         "num_eval": ev.get("num_items", table.get("num_items")),
         "heldout_loss_terms": {k[5:]: v for k, v in ev.items() if k.startswith("loss/")},
         "completion": table,
@@ -360,6 +364,6 @@ def _recorded_command(folder: Path) -> str | None:
     if not doc.is_file():
         return None
     for line in doc.read_text().splitlines():
-        if line.strip().startswith("inrgen train"):
+        if "inrgen train" in line and not line.lstrip().startswith(("#", "Trained")):
             return line.strip()
     return None
