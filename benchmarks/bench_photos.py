@@ -48,12 +48,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.common import CACHE, TINY_ENV, _key, build, machine_info, md_table, profile, reconstruct_mean
+from benchmarks.common import (
+    CACHE,
+    TINY_ENV,
+    _key,
+    build,
+    machine_info,
+    md_table,
+    profile,
+    psnr_items,
+    reconstruct_mean,
+)
 from inrgen.analysis import token_influence
 from inrgen.configs.photos import PHOTOS_PRESETS
 from inrgen.data.datasets import build_dataset
 from inrgen.data.points import PointSet
-from inrgen.metrics.psnr import psnr
 from inrgen.metrics.timing import num_threads
 from inrgen.models.base import INRModel
 
@@ -93,13 +102,7 @@ def mean_colour_psnr(images: Tensor) -> Tensor:
 
 
 def _psnr_items(model: INRModel, images: Tensor, batch: int = 32) -> tuple[Tensor, Tensor]:
-    raw, clamped = [], []
-    for s in range(0, len(images), batch):
-        ps = PointSet.from_image(images[s : s + batch])
-        pred = reconstruct_mean(model, ps)
-        raw.append(psnr(pred, ps.values))
-        clamped.append(psnr(pred, ps.values, clamp=True))
-    return torch.cat(raw), torch.cat(clamped)
+    return psnr_items(model, images, batch)
 
 
 def time_to_reach(curve: Sequence[tuple[float, float]], target: float) -> float | None:

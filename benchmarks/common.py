@@ -45,6 +45,7 @@ __all__ = [
     "train_for",
     "train_cached",
     "heldout_psnr",
+    "psnr_items",
     "reconstruct_mean",
     "fmt_timing",
     "md_table",
@@ -198,15 +199,20 @@ def reconstruct_mean(model: INRModel, ps: PointSet, chunk: int = 65536) -> Tenso
         return decode_chunked(model, latent, ps.coords, chunk).mean
 
 
-def heldout_psnr(model: INRModel, images: Tensor, batch: int = 64) -> dict[str, Any]:
-    """Mean (and spread) over items of the per-image PSNR of reconstructions, unclamped and clamped."""
+def psnr_items(model: INRModel, images: Tensor, batch: int = 64) -> tuple[Tensor, Tensor]:
+    """Per-image PSNR of the reconstructions of ``images (n, C, H, W)``: ``(unclamped, clamped)``."""
     raw, clamped = [], []
     for s in range(0, len(images), batch):
         ps = PointSet.from_image(images[s : s + batch])
         pred = reconstruct_mean(model, ps)
         raw.append(psnr(pred, ps.values))
         clamped.append(psnr(pred, ps.values, clamp=True))
-    r, c = torch.cat(raw), torch.cat(clamped)
+    return torch.cat(raw), torch.cat(clamped)
+
+
+def heldout_psnr(model: INRModel, images: Tensor, batch: int = 64) -> dict[str, Any]:
+    """Mean (and spread) over items of the per-image PSNR of reconstructions, unclamped and clamped."""
+    r, c = psnr_items(model, images, batch)
     return {
         "psnr": float(r.mean()),
         "psnr_std": float(r.std()) if len(r) > 1 else 0.0,

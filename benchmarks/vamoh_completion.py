@@ -56,7 +56,7 @@ from inrgen.models import build_model
 __all__ = [
     "MASKS",
     "completion_masks",
-    "fills",
+    "trivial_fills",
     "evaluate_completion",
     "mutual_information",
     "train_logged",
@@ -64,9 +64,6 @@ __all__ = [
 ]
 
 MASKS = COMPLETION_MASKS
-_hidden_psnr = hidden_psnr
-_pooled_psnr = pooled_psnr
-fills = trivial_fills
 
 
 def _decode_mean(model, context: PointSet, coords: Tensor, values: Tensor | None = None, batch: int = 50):
@@ -97,11 +94,11 @@ def evaluate_completion(model, train_img: Tensor, test_img: Tensor) -> dict[str,
                                               test.values).mean())  # fmt: skip
     for name, keep in completion_masks(shape).items():
         pred = _decode_mean(model, test.with_mask(keep), test.coords)
-        row = {"model": float(_hidden_psnr(pred, test.values, keep).mean())}
-        pooled = {"model": _pooled_psnr(pred, test.values, keep)}
-        for fname, f in fills(train_v, test.values, keep).items():
-            row[fname] = float(_hidden_psnr(f, test.values, keep).mean())
-            pooled[fname] = _pooled_psnr(f, test.values, keep)
+        row = {"model": float(hidden_psnr(pred, test.values, keep).mean())}
+        pooled = {"model": pooled_psnr(pred, test.values, keep)}
+        for fname, f in trivial_fills(train_v, test.values, keep).items():
+            row[fname] = float(hidden_psnr(f, test.values, keep).mean())
+            pooled[fname] = pooled_psnr(f, test.values, keep)
         row["pooled"] = pooled
         row["best_fill"] = max(row[f] for f in ("zero", "mean", "nearest"))
         row["margin"] = row["model"] - row["best_fill"]
@@ -189,7 +186,7 @@ def train_logged(
                                                      ps.values, clamp=True).mean())  # fmt: skip
                     for name, keep in completion_masks(tuple(probe.shape[-2:])).items():
                         pred = model.decode(model.encode(ps.with_mask(keep)), ps.coords).mean
-                        row[f"probe_{name}"] = float(_hidden_psnr(pred, ps.values, keep).mean())
+                        row[f"probe_{name}"] = float(hidden_psnr(pred, ps.values, keep).mean())
                     model.train()
             history.append(row)
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
